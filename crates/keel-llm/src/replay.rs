@@ -1,0 +1,207 @@
+//! The `replay` backend: scripted responses from a JSON Lines file.
+//!
+//! Public format (other tests and users write these files; keep it stable). One
+//! model response per non-empty line, consumed in order, each session from line 1:
+//!
+//! ```text
+//! {"content": "text, possibly with <tool_call> blocks"}
+//! {"content": "", "tool_calls": [{"name": "read", "arguments": {"path": "src/lib.rs"}}]}
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{ChatRequest, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    tool_calls: Vec<StepCall>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepCall {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+/// Streams text in pieces this long, so consumers see real streaming.
+const CHUNK_BYTES: usize = 24;
+
+pub struct ReplayClient {
+    path: PathBuf,
+    spec: String,
+    steps: Vec<Step>,
+    positions: Mutex<HashMap<String, usize>>,
+}
+
+impl ReplayClient {
+    /// Loads and validates a whole script.
+    pub fn open(path: &Path, spec: &str) -> Result<Self, LlmError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LlmError::ReplayIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut steps = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let step: Step = serde_json::from_str(line).map_err(|e| LlmError::ReplayFormat {
+                path: path.to_path_buf(),
+                line: index + 1,
+                reason: e.to_string(),
+            })?;
+            steps.push(step);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            spec: spec.to_string(),
+            steps,
+            positions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn next_step(&self, session_id: &str) -> Result<Step, LlmError> {
+        let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let position = positions.entry(session_id.to_string()).or_insert(0);
+        let step = self
+            .steps
+            .get(*position)
+            .cloned()
+            .ok_or_else(|| LlmError::ReplayExhausted {
+                path: self.path.clone(),
+                lines: self.steps.len(),
+            })?;
+        *position += 1;
+        Ok(step)
+    }
+}
+
+impl ModelClient for ReplayClient {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            name: self.spec.clone(),
+            context_window: None,
+        }
+    }
+
+    fn stream(&self, request: ChatRequest) -> ModelStream {
+        let step = match self.next_step(&request.session_id) {
+            Ok(step) => step,
+            Err(e) => return Box::pin(stream::iter([Err(e)])),
+        };
+        let mut events = Vec::new();
+        let mut rest = step.content.as_str();
+        while !rest.is_empty() {
+            let mut end = rest.len().min(CHUNK_BYTES);
+            while !rest.is_char_boundary(end) {
+                end += 1;
+            }
+            events.push(Ok(ModelEvent::Text(rest[..end].to_string())));
+            rest = &rest[end..];
+        }
+        for call in step.tool_calls {
+            let arguments = match call.arguments {
+                Value::Null => "{}".to_string(),
+                other => other.to_string(),
+            };
+            events.push(Ok(ModelEvent::ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments,
+            }));
+        }
+        Box::pin(stream::iter(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn request(session: &str) -> ChatRequest {
+        ChatRequest {
+            session_id: session.into(),
+            messages: vec![],
+            tools: vec![],
+            protocol: crate::ToolProtocol::Xml,
+            max_tokens: None,
+        }
+    }
+
+    async fn collect(client: &ReplayClient, session: &str) -> Result<Vec<ModelEvent>, LlmError> {
+        client
+            .stream(request(session))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_session_replays_from_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(
+            &path,
+            "{\"content\": \"héllo wörld, this is a longer line of text\"}\n\n{\"content\": \"\", \"tool_calls\": [{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}]}\n",
+        )
+        .unwrap();
+        let client = ReplayClient::open(&path, "replay:s").unwrap();
+        let first = collect(&client, "a").await.unwrap();
+        assert!(first.len() > 1, "text is streamed in pieces");
+        let text: String = first
+            .iter()
+            .map(|e| match e {
+                ModelEvent::Text(t) => t.as_str(),
+                _ => "",
+            })
+            .collect();
+        assert_eq!(text, "héllo wörld, this is a longer line of text");
+        assert_eq!(
+            collect(&client, "a").await.unwrap(),
+            vec![ModelEvent::ToolCall {
+                id: None,
+                name: "read".into(),
+                arguments: "{\"path\":\"a\"}".into()
+            }]
+        );
+        let exhausted = collect(&client, "a").await.unwrap_err();
+        assert!(
+            exhausted.to_string().contains("no response left"),
+            "{exhausted}"
+        );
+        // Another session starts again from line 1.
+        assert_eq!(collect(&client, "b").await.unwrap(), first);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(&path, "{\"content\": \"ok\"}\n{\"contnet\": \"typo\"}\n").unwrap();
+        let err = ReplayClient::open(&path, "replay:s")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("contnet"), "{err}");
+        let missing = ReplayClient::open(&dir.path().join("nope"), "replay:nope")
+            .err()
+            .unwrap();
+        assert!(missing.to_string().contains("cannot read replay script"));
+    }
+}

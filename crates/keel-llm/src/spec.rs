@@ -1,0 +1,99 @@
+//! Model specs (`replay:FILE`, `embedded:…`, `openai:MODEL@URL`, `ollama:MODEL`) and
+//! turning one into a client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::{LlmError, ModelClient, ReplayClient};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    Replay(PathBuf),
+    Embedded(String),
+    OpenAi { model: String, base_url: String },
+    Ollama { model: String, base_url: String },
+}
+
+impl ModelSpec {
+    pub fn parse(spec: &str) -> Result<Self, LlmError> {
+        let invalid = |reason: &str| LlmError::InvalidSpec {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let (kind, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| invalid("expected KIND:VALUE, e.g. `replay:script.jsonl`"))?;
+        if rest.is_empty() {
+            return Err(invalid("nothing after the colon"));
+        }
+        match kind {
+            "replay" => Ok(ModelSpec::Replay(PathBuf::from(rest))),
+            "embedded" => Ok(ModelSpec::Embedded(rest.to_string())),
+            "openai" => {
+                let (model, url) = rest
+                    .rsplit_once('@')
+                    .ok_or_else(|| invalid("expected `openai:MODEL@BASE_URL`"))?;
+                Ok(ModelSpec::OpenAi {
+                    model: model.to_string(),
+                    base_url: url.to_string(),
+                })
+            }
+            "ollama" => {
+                let (model, url) = match rest.rsplit_once('@') {
+                    Some((m, u)) => (m, u),
+                    None => (rest, "http://localhost:11434"),
+                };
+                Ok(ModelSpec::Ollama {
+                    model: model.to_string(),
+                    base_url: url.to_string(),
+                })
+            }
+            _ => Err(invalid(
+                "unknown kind (expected `replay`, `embedded`, `openai` or `ollama`)",
+            )),
+        }
+    }
+}
+
+/// Makes a client for a spec string.
+pub fn connect(spec: &str) -> Result<Arc<dyn ModelClient>, LlmError> {
+    match ModelSpec::parse(spec)? {
+        ModelSpec::Replay(path) => Ok(Arc::new(ReplayClient::open(&path, spec)?)),
+        ModelSpec::Embedded(_) => Err(LlmError::Unsupported {
+            backend: "embedded".into(),
+        }),
+        ModelSpec::OpenAi { .. } => Err(LlmError::Unsupported {
+            backend: "openai".into(),
+        }),
+        ModelSpec::Ollama { .. } => Err(LlmError::Unsupported {
+            backend: "ollama".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(
+            ModelSpec::parse("replay:a/b.jsonl").unwrap(),
+            ModelSpec::Replay("a/b.jsonl".into())
+        );
+        assert_eq!(
+            ModelSpec::parse("openai:Qwen/Qwen2.5-Coder@http://localhost:8000/v1").unwrap(),
+            ModelSpec::OpenAi {
+                model: "Qwen/Qwen2.5-Coder".into(),
+                base_url: "http://localhost:8000/v1".into()
+            }
+        );
+        assert!(matches!(
+            ModelSpec::parse("ollama:qwen2.5-coder:7b").unwrap(),
+            ModelSpec::Ollama { ref base_url, .. } if base_url == "http://localhost:11434"
+        ));
+        assert!(ModelSpec::parse("gpt4").is_err());
+        assert!(ModelSpec::parse("replay:").is_err());
+        assert!(ModelSpec::parse("cloud:x").is_err());
+    }
+}

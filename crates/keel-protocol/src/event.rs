@@ -1,0 +1,273 @@
+//! The event stream: everything the agent does, in order.
+//!
+//! Serialised with a `type` field holding the event name (`session`, `tool_call`, …);
+//! `keel run --json` prints exactly these objects, one per line.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Message, ToolCall};
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The model finished and there was no test command to check it.
+    Completed,
+    /// The model finished and the project's tests were re-run green.
+    Verified,
+    /// The iteration cap was reached.
+    MaxIterations,
+    /// The model repeated itself or made no progress, even after a warning.
+    Stalled,
+    /// The user cancelled the turn.
+    Cancelled,
+    /// keel itself failed (model unreachable, …).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Verified => "verified",
+            Outcome::MaxIterations => "max_iterations",
+            Outcome::Stalled => "stalled",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Category of an `error` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The model backend failed (unreachable, script exhausted, bad response).
+    Model,
+    /// The conversation no longer fits the model's context window.
+    ContextOverflow,
+    /// A fault inside keel (store unwritable, …).
+    Internal,
+}
+
+/// Why keel sent the model a message of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackReason {
+    /// The model said it was done but the tests are red.
+    TestsFailed,
+    /// The model is repeating itself or making no progress.
+    Stall,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// First event of a session.
+    Session {
+        session_id: String,
+        workspace: String,
+        model: String,
+    },
+    /// The project context (instructions file, file list, test command) given to the
+    /// model as the first user message; fixed for the life of the session.
+    Context {
+        content: String,
+    },
+    /// A user message; starts a turn.
+    User {
+        content: String,
+    },
+    /// The model is generating (iteration number within the turn, from 1).
+    Thinking {
+        iteration: u32,
+    },
+    /// Streamed assistant prose (tool-call markup is not included).
+    Delta {
+        text: String,
+    },
+    /// The complete assistant message of one iteration, exactly as the model wrote it.
+    Assistant {
+        content: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    ToolCall {
+        call_id: String,
+        name: String,
+        arguments: Value,
+    },
+    ToolResult {
+        call_id: String,
+        name: String,
+        /// Output as the model sees it (already capped).
+        output: String,
+        is_error: bool,
+        duration_ms: u64,
+    },
+    /// The project's test command was run to check the model's claim of being done.
+    Verification {
+        command: String,
+        passed: bool,
+        exit_code: Option<i32>,
+        output: String,
+        duration_ms: u64,
+    },
+    /// A message keel sent to the model on its own initiative.
+    Feedback {
+        reason: FeedbackReason,
+        content: String,
+    },
+    /// The final answer of the turn.
+    Response {
+        content: String,
+    },
+    Usage {
+        prompt_tokens: Option<u64>,
+        cached_prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        time_to_first_token_ms: Option<u64>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+    Done {
+        outcome: Outcome,
+        iterations: u32,
+    },
+}
+
+impl Event {
+    /// The event's name (the `type` field, and the SSE `event:` name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Session { .. } => "session",
+            Event::Context { .. } => "context",
+            Event::User { .. } => "user",
+            Event::Thinking { .. } => "thinking",
+            Event::Delta { .. } => "delta",
+            Event::Assistant { .. } => "assistant",
+            Event::ToolCall { .. } => "tool_call",
+            Event::ToolResult { .. } => "tool_result",
+            Event::Verification { .. } => "verification",
+            Event::Feedback { .. } => "feedback",
+            Event::Response { .. } => "response",
+            Event::Usage { .. } => "usage",
+            Event::Error { .. } => "error",
+            Event::Done { .. } => "done",
+        }
+    }
+}
+
+/// Rebuilds the conversation (without the system prompt) from a session's events.
+///
+/// This is the only way keel builds what the model sees after the first message, so a
+/// session stored as events can be resumed and replayed exactly.
+pub fn conversation(events: &[Event]) -> Vec<Message> {
+    let mut messages = Vec::new();
+    for event in events {
+        match event {
+            Event::Context { content } | Event::User { content } => {
+                messages.push(Message::user(content.clone()))
+            }
+            Event::Feedback { content, .. } => messages.push(Message::user(content.clone())),
+            Event::Assistant {
+                content,
+                tool_calls,
+            } => messages.push(Message::assistant(content.clone(), tool_calls.clone())),
+            Event::ToolResult {
+                call_id,
+                name,
+                output,
+                is_error,
+                ..
+            } => {
+                let mut message = Message::tool(call_id.clone(), name.clone(), output.clone());
+                message.is_error = *is_error;
+                messages.push(message)
+            }
+            _ => {}
+        }
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_their_names_as_type() {
+        let events = [
+            Event::ToolCall {
+                call_id: "c1".into(),
+                name: "read".into(),
+                arguments: serde_json::json!({"path": "a"}),
+            },
+            Event::Done {
+                outcome: Outcome::MaxIterations,
+                iterations: 3,
+            },
+        ];
+        for event in events {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["type"], event.name());
+            let back: Event = serde_json::from_value(value).unwrap();
+            assert_eq!(back, event);
+        }
+        let done = serde_json::to_string(&Event::Done {
+            outcome: Outcome::MaxIterations,
+            iterations: 3,
+        })
+        .unwrap();
+        assert_eq!(
+            done,
+            r#"{"type":"done","outcome":"max_iterations","iterations":3}"#
+        );
+    }
+
+    #[test]
+    fn conversation_follows_events() {
+        let events = vec![
+            Event::Context {
+                content: "ctx".into(),
+            },
+            Event::User {
+                content: "fix it".into(),
+            },
+            Event::Thinking { iteration: 1 },
+            Event::Delta {
+                text: "Let me".into(),
+            },
+            Event::Assistant {
+                content: "Let me look".into(),
+                tool_calls: vec![],
+            },
+            Event::ToolResult {
+                call_id: "c1".into(),
+                name: "read".into(),
+                output: "1\tx".into(),
+                is_error: false,
+                duration_ms: 1,
+            },
+            Event::Feedback {
+                reason: FeedbackReason::TestsFailed,
+                content: "tests fail".into(),
+            },
+        ];
+        let roles: Vec<Role> = conversation(&events).iter().map(|m| m.role).collect();
+        use crate::Role;
+        assert_eq!(
+            roles,
+            [
+                Role::User,
+                Role::User,
+                Role::Assistant,
+                Role::Tool,
+                Role::User
+            ]
+        );
+    }
+}

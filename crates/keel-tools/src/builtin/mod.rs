@@ -1,0 +1,86 @@
+//! The built-in tools. [`all`] is the one place that lists them.
+
+use std::sync::Arc;
+
+use crate::{Tool, typed};
+
+mod bash;
+mod edit;
+mod git;
+mod glob;
+mod grep;
+mod read;
+mod write;
+
+pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
+    vec![
+        typed(bash::Bash),
+        typed(edit::Edit),
+        typed(git::Git),
+        typed(glob::Glob),
+        typed(grep::Grep),
+        typed(read::Read),
+        typed(write::Write),
+    ]
+}
+
+/// "file not found", with the closest names in the same directory.
+pub(crate) fn not_found(ctx: &crate::ToolContext, resolved: &std::path::Path) -> crate::ToolError {
+    let shown = ctx.workspace.display(resolved);
+    let mut message = format!("file not found: {shown}");
+    let (Some(parent), Some(name)) = (resolved.parent(), resolved.file_name()) else {
+        return crate::ToolError::Failed(message);
+    };
+    let name = name.to_string_lossy();
+    let mut candidates: Vec<(f64, String)> = std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| {
+            let other = entry.file_name().to_string_lossy().into_owned();
+            (strsim::normalized_levenshtein(&name, &other), other)
+        })
+        .filter(|(score, _)| *score >= 0.5)
+        .collect();
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if !candidates.is_empty() {
+        let names: Vec<String> = candidates
+            .into_iter()
+            .take(3)
+            .map(|(_, other)| ctx.workspace.display(&parent.join(other)))
+            .collect();
+        message.push_str(&format!(" (did you mean {}?)", names.join(", ")));
+    }
+    crate::ToolError::Failed(message)
+}
+
+/// Reads a text file for modification: refuses directories and binary content.
+pub(crate) fn read_text(
+    ctx: &crate::ToolContext,
+    resolved: &std::path::Path,
+) -> Result<String, crate::ToolError> {
+    let shown = ctx.workspace.display(resolved);
+    let bytes = match std::fs::read(resolved) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(ctx, resolved)),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            return Err(crate::ToolError::Failed(format!("{shown} is a directory")));
+        }
+        Err(e) => return Err(crate::ToolError::io("cannot read", shown, e)),
+    };
+    String::from_utf8(bytes).map_err(|_| {
+        crate::ToolError::Refused(format!(
+            "{shown} is not a UTF-8 text file; change it with bash instead"
+        ))
+    })
+}
+
+/// A `.gitignore`-aware walk that includes hidden files but never `.git` itself.
+pub(crate) fn walker(base: &std::path::Path) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(base);
+    builder
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|entry| entry.file_name() != ".git");
+    builder
+}

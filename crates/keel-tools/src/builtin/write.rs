@@ -1,0 +1,60 @@
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ToolContext, ToolError, TypedTool};
+
+pub(crate) struct Write;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Args {
+    /// File path, relative to the workspace root.
+    path: String,
+    /// The complete new content of the file.
+    content: String,
+}
+
+#[async_trait]
+impl TypedTool for Write {
+    type Args = Args;
+    const NAME: &'static str = "write";
+    const DESCRIPTION: &'static str = "Create a file or replace its whole content (read an existing file first). Creates parent directories.";
+    const READ_ONLY: bool = false;
+
+    async fn run(
+        &self,
+        ctx: &ToolContext,
+        args: Args,
+        _cancel: &CancellationToken,
+    ) -> Result<String, ToolError> {
+        let path = ctx.workspace.resolve(&args.path)?;
+        let shown = ctx.workspace.display(&path);
+        let existed = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(ToolError::Refused(format!("{shown} is a directory")));
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if existed && !ctx.was_read(&path) {
+            return Err(ToolError::Refused(format!(
+                "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
+            )));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ToolError::io("cannot create directory", parent, e))?;
+        }
+        std::fs::write(&path, &args.content)
+            .map_err(|e| ToolError::io("cannot write", &shown, e))?;
+        ctx.mark_read(&path);
+        let lines = args.content.lines().count();
+        let verb = if existed { "overwrote" } else { "created" };
+        Ok(format!(
+            "{verb} {shown} ({lines} lines, {} bytes)",
+            args.content.len()
+        ))
+    }
+}

@@ -1,0 +1,72 @@
+//! What a tool call can see of its session: the workspace, the limits, and which
+//! files the agent has read (the blind-overwrite guard of `write`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::Workspace;
+
+/// Limits applied by the built-in tools.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `bash` timeout when the call names none.
+    pub bash_timeout: Duration,
+    /// The longest timeout a `bash` call may ask for.
+    pub bash_max_timeout: Duration,
+    /// Bytes of tool output the model sees (head and tail kept, middle cut).
+    pub output_bytes: usize,
+    /// Files larger than this are only read by range.
+    pub read_max_bytes: u64,
+    /// Lines returned by `read` when no limit is given.
+    pub read_default_lines: usize,
+    /// Results shown by `glob` and `grep`.
+    pub search_results: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            bash_timeout: Duration::from_secs(60),
+            bash_max_timeout: Duration::from_secs(600),
+            output_bytes: 12_000,
+            read_max_bytes: 256 * 1024,
+            read_default_lines: 2000,
+            search_results: 100,
+        }
+    }
+}
+
+/// Per-session state shared by all tool calls of that session.
+#[derive(Debug)]
+pub struct ToolContext {
+    pub workspace: Workspace,
+    pub limits: Limits,
+    read_files: Mutex<HashSet<PathBuf>>,
+}
+
+impl ToolContext {
+    pub fn new(workspace: Workspace, limits: Limits) -> Self {
+        Self {
+            workspace,
+            limits,
+            read_files: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Records that the agent has seen (or written) this file's current content.
+    pub fn mark_read(&self, path: &Path) {
+        self.read_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf());
+    }
+
+    pub fn was_read(&self, path: &Path) -> bool {
+        self.read_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(path)
+    }
+}

@@ -1,0 +1,67 @@
+//! The set of tools a session offers, sorted by name so the prompt that lists them
+//! is byte-identical from one request to the next.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keel_protocol::ToolSpec;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Tool, ToolContext, ToolOutput};
+
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl ToolRegistry {
+    /// The seven built-in tools.
+    pub fn builtin() -> Self {
+        let mut registry = Self::default();
+        for tool in crate::builtin::all() {
+            registry.register(tool);
+        }
+        registry
+    }
+
+    /// Adds a tool (replacing one of the same name).
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.spec().name, tool);
+    }
+
+    /// Specs of all tools, sorted by name.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.values().map(|t| t.spec()).collect()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.keys().map(String::as_str).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// Whether calls of this tool may run concurrently with other read-only calls.
+    pub fn is_read_only(&self, name: &str) -> bool {
+        self.tools.get(name).is_some_and(|t| t.spec().read_only)
+    }
+
+    /// Calls a tool by name; an unknown name is an error result listing the tools.
+    pub async fn call(
+        &self,
+        ctx: &ToolContext,
+        name: &str,
+        arguments: Value,
+        cancel: &CancellationToken,
+    ) -> ToolOutput {
+        match self.tools.get(name) {
+            Some(tool) => tool.call(ctx, arguments, cancel).await,
+            None => ToolOutput::error(format!(
+                "unknown tool `{name}`; the available tools are: {}",
+                self.names().join(", ")
+            )),
+        }
+    }
+}

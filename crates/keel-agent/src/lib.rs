@@ -1,1 +1,15 @@
+//! The agent loop: prompt assembly, tool execution, stall detection and verified
+//! completion, all expressed as a stream of [`keel_protocol::Event`]s.
 
+mod config;
+mod context;
+mod detect;
+mod prompt;
+mod session;
+mod stall;
+
+pub use config::AgentConfig;
+pub use context::project_context;
+pub use detect::detect_test_command;
+pub use prompt::system_prompt;
+pub use session::{Agent, EventSink, Session, TurnSummary};

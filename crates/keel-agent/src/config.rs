@@ -1,0 +1,35 @@
+use std::time::Duration;
+
+use keel_llm::ToolProtocol;
+use keel_tools::Limits;
+
+/// How the loop behaves. Built by the front end from layered configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Model requests per turn before the turn ends `max_iterations`.
+    pub max_iterations: u32,
+    pub protocol: ToolProtocol,
+    /// The project's test command; `None` means detect it from the project files.
+    pub test_command: Option<String>,
+    /// Re-run the tests when the model says it is done.
+    pub verify: bool,
+    /// Longest time the verification run may take.
+    pub test_timeout: Duration,
+    pub limits: Limits,
+    /// Completion-token cap per model request, when the backend honours one.
+    pub max_tokens: Option<u32>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            max_iterations: 20,
+            protocol: ToolProtocol::Xml,
+            test_command: None,
+            verify: true,
+            test_timeout: Duration::from_secs(600),
+            limits: Limits::default(),
+            max_tokens: None,
+        }
+    }
+}

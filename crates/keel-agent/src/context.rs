@@ -1,0 +1,117 @@
+//! The project context: the first user message of every session (after the system
+//! prompt). It is computed once when the session starts and then fixed, so the
+//! prompt prefix stays cacheable for the whole session.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Instruction files, in order of preference.
+const INSTRUCTION_FILES: &[&str] = &["KEEL.md", "AGENTS.md"];
+const INSTRUCTIONS_MAX_BYTES: usize = 8 * 1024;
+/// Files listed in the context; the model uses glob for the rest.
+const LISTED_FILES: usize = 200;
+
+/// Builds the project context message for a workspace.
+pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
+    let mut out = String::from("Project context for this session.\n");
+    for name in INSTRUCTION_FILES {
+        if let Ok(text) = std::fs::read_to_string(root.join(name)) {
+            let text = cut(&text, INSTRUCTIONS_MAX_BYTES);
+            let _ = write!(out, "\nInstructions from {name}:\n{}\n", text.trim_end());
+            break;
+        }
+    }
+    let (files, complete) = list_files(root);
+    if files.is_empty() {
+        out.push_str("\nThe workspace has no files yet.\n");
+    } else {
+        let heading = if complete {
+            format!("Files in the workspace ({}):", files.len())
+        } else {
+            format!("Files in the workspace (the first {LISTED_FILES}; use glob for more):")
+        };
+        let _ = write!(out, "\n{heading}\n{}\n", files.join("\n"));
+    }
+    match test_command {
+        Some(command) => {
+            let _ = write!(
+                out,
+                "\nTest command: `{command}`. keel runs it when you say you are done.\n"
+            );
+        }
+        None => out.push_str("\nNo test command is known for this project.\n"),
+    }
+    out
+}
+
+fn list_files(root: &Path) -> (Vec<String>, bool) {
+    let mut files = Vec::new();
+    let walk = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    for entry in walk.flatten() {
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        if files.len() == LISTED_FILES {
+            return (files, false);
+        }
+        if let Ok(relative) = entry.path().strip_prefix(root) {
+            files.push(relative.display().to_string());
+        }
+    }
+    (files, true)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n[… instructions shortened]", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_instructions_files_and_test_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), "Use tabs.\n").unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "build/\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("build")).unwrap();
+        std::fs::write(dir.path().join("build/out.o"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a.py"), "").unwrap();
+        let context = project_context(dir.path(), Some("python -m pytest"));
+        assert!(
+            context.contains("Instructions from AGENTS.md:\nUse tabs.\n"),
+            "{context}"
+        );
+        assert!(
+            context.contains("Files in the workspace (3):\n.gitignore\nAGENTS.md\nsrc/a.py\n"),
+            "{context}"
+        );
+        assert!(!context.contains("out.o"));
+        assert!(context.contains("Test command: `python -m pytest`"));
+    }
+
+    #[test]
+    fn long_listings_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..250 {
+            std::fs::write(dir.path().join(format!("f{i:03}.txt")), "").unwrap();
+        }
+        let context = project_context(dir.path(), None);
+        assert!(context.contains("the first 200; use glob for more"));
+        assert!(context.contains("f199.txt") && !context.contains("f200.txt"));
+        assert!(context.contains("No test command"));
+    }
+}

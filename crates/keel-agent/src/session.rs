@@ -1,0 +1,533 @@
+//! A session and its turns: the loop of DESIGN.md.
+//!
+//! ```text
+//! user message ─► assemble prompt ─► model (streaming) ─► parse tool calls
+//!       ▲                                                        │
+//!       │            no tool call ─► response ─► (verify) ─► done
+//!       └── tool results ◄── execute (read-only calls in parallel, mutating calls in order)
+//! ```
+//!
+//! Everything that happens is emitted as an [`Event`] and appended to the session's
+//! event list; the conversation sent to the model is rebuilt from that list.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use keel_llm::{ChatRequest, ModelClient, ModelEvent, ToolProtocol, parse_lenient_json, xml};
+use keel_protocol::{
+    ErrorKind, Event, FeedbackReason, Message, Outcome, ToolCall, ToolSpec, Usage, conversation,
+};
+use keel_tools::{ToolContext, ToolOutput, ToolRegistry, Workspace, exec};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::stall::{StallDetector, Verdict};
+use crate::{AgentConfig, detect_test_command, project_context, system_prompt};
+
+/// Receives every event as it happens (printer, SSE stream, store, …).
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: &Event);
+}
+
+/// What a session needs that does not change between sessions: the model, the tools
+/// and the configuration. Shared by every session of a process.
+pub struct Agent {
+    model: Arc<dyn ModelClient>,
+    tools: ToolRegistry,
+    config: AgentConfig,
+    /// Computed once: the same bytes for every request.
+    system_prompt: String,
+    tool_specs: Vec<ToolSpec>,
+}
+
+impl Agent {
+    pub fn new(model: Arc<dyn ModelClient>, tools: ToolRegistry, config: AgentConfig) -> Self {
+        let tool_specs = tools.specs();
+        let system_prompt = system_prompt(&tool_specs, config.protocol);
+        Self {
+            model,
+            tools,
+            config,
+            system_prompt,
+            tool_specs,
+        }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    pub fn system_prompt(&self) -> &str {
+        &self.system_prompt
+    }
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnSummary {
+    pub outcome: Outcome,
+    pub iterations: u32,
+}
+
+/// One call of a model response, ready to run or already known to be malformed.
+struct PendingCall {
+    id: String,
+    name: String,
+    arguments: Result<Value, String>,
+}
+
+/// A conversation with the agent in one workspace.
+pub struct Session {
+    id: String,
+    tool_ctx: ToolContext,
+    test_command: Option<String>,
+    events: Vec<Event>,
+    next_call: u64,
+}
+
+impl Session {
+    /// Starts a session: emits `session` and the fixed project context.
+    pub fn start(agent: &Agent, workspace: Workspace, sink: &dyn EventSink) -> Self {
+        let test_command = agent
+            .config
+            .test_command
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .or_else(|| detect_test_command(workspace.root()));
+        let context = project_context(workspace.root(), test_command.as_deref());
+        let mut session = Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            tool_ctx: ToolContext::new(workspace, agent.config.limits.clone()),
+            test_command,
+            events: Vec::new(),
+            next_call: 0,
+        };
+        session.emit(
+            sink,
+            Event::Session {
+                session_id: session.id.clone(),
+                workspace: session.tool_ctx.workspace.root().display().to_string(),
+                model: agent.model.info().name,
+            },
+        );
+        session.emit(sink, Event::Context { content: context });
+        session
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn test_command(&self) -> Option<&str> {
+        self.test_command.as_deref()
+    }
+
+    fn emit(&mut self, sink: &dyn EventSink, event: Event) {
+        sink.emit(&event);
+        self.events.push(event);
+    }
+
+    /// The request for the next model call, rebuilt from the events.
+    pub fn request(&self, agent: &Agent) -> ChatRequest {
+        let mut messages = vec![Message::system(agent.system_prompt.clone())];
+        messages.extend(conversation(&self.events));
+        let (messages, tools) = match agent.config.protocol {
+            ToolProtocol::Xml => (xml::to_xml_messages(&messages), Vec::new()),
+            ToolProtocol::Native => (messages, agent.tool_specs.clone()),
+        };
+        ChatRequest {
+            session_id: self.id.clone(),
+            messages,
+            tools,
+            protocol: agent.config.protocol,
+            max_tokens: agent.config.max_tokens,
+        }
+    }
+
+    /// Runs one user message to the end of its turn.
+    pub async fn run_turn(
+        &mut self,
+        agent: &Agent,
+        message: &str,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> TurnSummary {
+        self.emit(
+            sink,
+            Event::User {
+                content: message.to_string(),
+            },
+        );
+        let mut stall = StallDetector::default();
+        let mut iterations = 0;
+        let outcome = loop {
+            if iterations >= agent.config.max_iterations {
+                break Outcome::MaxIterations;
+            }
+            if cancel.is_cancelled() {
+                break Outcome::Cancelled;
+            }
+            iterations += 1;
+            self.emit(
+                sink,
+                Event::Thinking {
+                    iteration: iterations,
+                },
+            );
+
+            let Some(response) = self.generate(agent, sink, cancel).await else {
+                break if cancel.is_cancelled() {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Failed
+                };
+            };
+            let (prose, calls) = self.calls_of(agent, &response);
+            self.emit(
+                sink,
+                Event::Assistant {
+                    content: response.text,
+                    tool_calls: response.native_calls,
+                },
+            );
+
+            let verdict = if calls.is_empty() {
+                match self.verify(agent, sink, cancel).await {
+                    Verification::Passed => {
+                        self.emit(sink, Event::Response { content: prose });
+                        break Outcome::Verified;
+                    }
+                    Verification::NotRun => {
+                        self.emit(sink, Event::Response { content: prose });
+                        break Outcome::Completed;
+                    }
+                    Verification::Cancelled => break Outcome::Cancelled,
+                    Verification::Failed(feedback) => {
+                        self.emit(
+                            sink,
+                            Event::Feedback {
+                                reason: FeedbackReason::TestsFailed,
+                                content: feedback,
+                            },
+                        );
+                        stall.observe([], false)
+                    }
+                }
+            } else {
+                let outputs = self.execute(agent, &calls, sink, cancel).await;
+                if cancel.is_cancelled() {
+                    break Outcome::Cancelled;
+                }
+                let any_success = outputs.iter().any(|o| !o.is_error);
+                let observed = calls
+                    .iter()
+                    .filter_map(|c| c.arguments.as_ref().ok().map(|a| (c.name.as_str(), a)));
+                stall.observe(observed, any_success)
+            };
+            match verdict {
+                Verdict::Fine => {}
+                Verdict::Warn(content) => self.emit(
+                    sink,
+                    Event::Feedback {
+                        reason: FeedbackReason::Stall,
+                        content,
+                    },
+                ),
+                Verdict::Stalled => break Outcome::Stalled,
+            }
+        };
+        self.emit(
+            sink,
+            Event::Done {
+                outcome,
+                iterations,
+            },
+        );
+        TurnSummary {
+            outcome,
+            iterations,
+        }
+    }
+
+    /// Streams one model response. `None` when it failed (an `error` event says
+    /// why) or was cancelled.
+    async fn generate(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Option<Response> {
+        let request = self.request(agent);
+        let started = Instant::now();
+        let mut stream = agent.model.stream(request);
+        let mut first_token = None;
+        let mut response = Response::default();
+        let mut usage = Usage::default();
+        let mut filter = xml::ProseFilter::default();
+        let filtering = agent.config.protocol == ToolProtocol::Xml;
+        let mut failure = None;
+        loop {
+            let item = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                item = stream.next() => item,
+            };
+            match item {
+                None => break,
+                Some(Ok(ModelEvent::Text(text))) => {
+                    first_token.get_or_insert_with(|| started.elapsed());
+                    response.text.push_str(&text);
+                    let shown = if filtering { filter.push(&text) } else { text };
+                    if !shown.is_empty() {
+                        self.emit(sink, Event::Delta { text: shown });
+                    }
+                }
+                Some(Ok(ModelEvent::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                })) => {
+                    first_token.get_or_insert_with(|| started.elapsed());
+                    let arguments =
+                        parse_lenient_json(&arguments).unwrap_or(Value::String(arguments));
+                    let id = id.unwrap_or_else(|| self.new_call_id());
+                    response.native_calls.push(ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    });
+                }
+                Some(Ok(ModelEvent::Usage(reported))) => usage = reported,
+                Some(Err(e)) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let rest = filter.finish();
+        if filtering && !rest.is_empty() {
+            self.emit(sink, Event::Delta { text: rest });
+        }
+        self.emit(
+            sink,
+            Event::Usage {
+                prompt_tokens: usage.prompt_tokens,
+                cached_prompt_tokens: usage.cached_prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                time_to_first_token_ms: first_token.map(|d| d.as_millis() as u64),
+            },
+        );
+        if let Some(message) = failure {
+            self.emit(
+                sink,
+                Event::Error {
+                    kind: ErrorKind::Model,
+                    message,
+                },
+            );
+            return None;
+        }
+        Some(response)
+    }
+
+    fn new_call_id(&mut self) -> String {
+        self.next_call += 1;
+        format!("call_{}", self.next_call)
+    }
+
+    /// The prose and the calls of a response, in the order they were written.
+    fn calls_of(&mut self, agent: &Agent, response: &Response) -> (String, Vec<PendingCall>) {
+        let mut calls = Vec::new();
+        let prose = if agent.config.protocol == ToolProtocol::Xml {
+            let parsed = xml::parse_response(&response.text);
+            for call in parsed.calls {
+                let id = self.new_call_id();
+                calls.push(match call {
+                    Ok(call) => PendingCall {
+                        id,
+                        name: call.name,
+                        arguments: Ok(call.arguments),
+                    },
+                    Err(bad) => PendingCall {
+                        id,
+                        name: bad.name.clone().unwrap_or_else(|| "unknown".into()),
+                        arguments: Err(bad.message()),
+                    },
+                });
+            }
+            parsed.prose
+        } else {
+            response.text.trim().to_string()
+        };
+        for call in &response.native_calls {
+            let arguments = match &call.arguments {
+                Value::Object(_) => Ok(call.arguments.clone()),
+                Value::String(raw) => Err(format!(
+                    "malformed tool call: the arguments of `{}` are not valid JSON: {raw}",
+                    call.name
+                )),
+                _ => Err(format!(
+                    "malformed tool call: the arguments of `{}` must be a JSON object",
+                    call.name
+                )),
+            };
+            calls.push(PendingCall {
+                id: call.id.clone(),
+                name: call.name.clone(),
+                arguments,
+            });
+        }
+        (prose, calls)
+    }
+
+    /// Runs the calls: consecutive read-only calls concurrently, mutating calls one
+    /// at a time in order. Results are emitted in call order.
+    async fn execute(
+        &mut self,
+        agent: &Agent,
+        calls: &[PendingCall],
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Vec<ToolOutput> {
+        let mut outputs = Vec::with_capacity(calls.len());
+        let mut index = 0;
+        while index < calls.len() {
+            let concurrent =
+                |c: &PendingCall| c.arguments.is_ok() && agent.tools.is_read_only(&c.name);
+            let end = if concurrent(&calls[index]) {
+                index + calls[index..].iter().take_while(|c| concurrent(c)).count()
+            } else {
+                index + 1
+            };
+            let group = &calls[index..end];
+            for call in group {
+                self.emit(
+                    sink,
+                    Event::ToolCall {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone().unwrap_or(Value::Null),
+                    },
+                );
+            }
+            let ctx = &self.tool_ctx;
+            let results = join_all(group.iter().map(|call| async move {
+                let started = Instant::now();
+                let output = match &call.arguments {
+                    Err(problem) => ToolOutput::error(problem.clone()),
+                    Ok(_) if cancel.is_cancelled() => {
+                        ToolOutput::error("not run: the turn was cancelled")
+                    }
+                    Ok(arguments) => {
+                        agent
+                            .tools
+                            .call(ctx, &call.name, arguments.clone(), cancel)
+                            .await
+                    }
+                };
+                (output, started.elapsed())
+            }))
+            .await;
+            for (call, (output, duration)) in group.iter().zip(results) {
+                self.emit(
+                    sink,
+                    Event::ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        output: output.content.clone(),
+                        is_error: output.is_error,
+                        duration_ms: duration.as_millis() as u64,
+                    },
+                );
+                outputs.push(output);
+            }
+            index = end;
+        }
+        outputs
+    }
+
+    /// Re-runs the project's tests after the model said it is done.
+    async fn verify(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Verification {
+        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
+            return Verification::NotRun;
+        };
+        let shell = exec::shell(&command, self.tool_ctx.workspace.root());
+        let result = exec::run(
+            shell,
+            agent.config.test_timeout,
+            agent.config.limits.output_bytes,
+            cancel,
+        )
+        .await;
+        let result = match result {
+            Ok(result) => result,
+            Err(e) => {
+                let feedback = format!(
+                    "keel could not run the test command `{command}`: {e}. The task is not verified."
+                );
+                self.emit(
+                    sink,
+                    Event::Verification {
+                        command,
+                        passed: false,
+                        exit_code: None,
+                        output: e.to_string(),
+                        duration_ms: 0,
+                    },
+                );
+                return Verification::Failed(feedback);
+            }
+        };
+        if result.ending == exec::Ending::Cancelled {
+            return Verification::Cancelled;
+        }
+        let passed = result.success();
+        self.emit(
+            sink,
+            Event::Verification {
+                command: command.clone(),
+                passed,
+                exit_code: result.exit_code,
+                output: result.output.clone(),
+                duration_ms: result.duration.as_millis() as u64,
+            },
+        );
+        if passed {
+            return Verification::Passed;
+        }
+        let how = match (result.ending, result.exit_code) {
+            (exec::Ending::TimedOut, _) => {
+                format!("timed out after {} s", agent.config.test_timeout.as_secs())
+            }
+            (_, Some(code)) => format!("exit code {code}"),
+            (_, None) => "killed by a signal".into(),
+        };
+        Verification::Failed(format!(
+            "You said you are done, but the tests fail (`{command}`, {how}):\n{}\nFix the code so the tests pass, then finish again.",
+            result.output.trim_end()
+        ))
+    }
+}
+
+#[derive(Default)]
+struct Response {
+    text: String,
+    native_calls: Vec<ToolCall>,
+}
+
+enum Verification {
+    Passed,
+    NotRun,
+    Cancelled,
+    Failed(String),
+}

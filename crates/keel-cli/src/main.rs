@@ -1,1 +1,41 @@
-fn main() {}
+//! The `keel` binary: argument parsing, layered configuration, wiring, exit codes.
+
+mod cli;
+mod config;
+mod printer;
+mod run;
+mod tool_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for usage and configuration errors.
+pub const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("keel: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Tool(args) => tool_cmd::call(args).await,
+            Command::Tools(args) => tool_cmd::list(args),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("keel: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// keel — a coding agent that runs entirely on your own hardware.
+#[derive(Parser, Debug)]
+#[command(name = "keel", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one task to the end and exit (0 done, 3 stopped, 130 cancelled, 1 failed).
+    Run(RunArgs),
+    /// Call one tool directly, as the agent would (for debugging and benchmarks).
+    Tool(ToolArgs),
+    /// List the tools the model is offered.
+    Tools(ToolsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The task, in plain words.
+    pub task: String,
+    /// Project directory the agent works in [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Model spec: replay:FILE, embedded:GGUF, openai:MODEL@URL or ollama:MODEL.
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Model requests per turn before giving up [default: 20].
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+    /// Print one JSON object per event on stdout instead of a transcript.
+    #[arg(long)]
+    pub json: bool,
+    /// How tool calls travel: xml (any model) or native (function calling).
+    #[arg(long, value_name = "xml|native")]
+    pub tool_protocol: Option<String>,
+    /// The project's test command [default: detected from the project files].
+    #[arg(long, value_name = "CMD")]
+    pub test_command: Option<String>,
+    /// Do not re-run the tests when the model says it is done.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ToolArgs {
+    /// Tool name, e.g. grep.
+    pub name: String,
+    /// Arguments as a JSON object, e.g. '{"pattern": "fn main"}'.
+    #[arg(default_value = "{}")]
+    pub arguments: String,
+    /// Workspace root [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ToolsArgs {
+    /// Print the tool specs (with JSON schemas) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,136 @@
+//! Layered configuration: built-in defaults < `~/.config/keel/config.toml` <
+//! `<project>/.keel/config.toml` < `KEEL_*` environment < command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use keel_agent::AgentConfig;
+use keel_llm::ToolProtocol;
+use serde::Deserialize;
+
+/// One layer; every field optional so layers can be merged. Unknown keys are
+/// ignored, so a config written for a newer keel still loads.
+#[derive(Debug, Default, Deserialize)]
+pub struct Layer {
+    pub model: Option<String>,
+    pub max_iterations: Option<u32>,
+    pub tool_protocol: Option<ToolProtocol>,
+    pub test_command: Option<String>,
+    pub verify: Option<bool>,
+    pub test_timeout_secs: Option<u64>,
+    pub bash_timeout_secs: Option<u64>,
+    pub bash_max_timeout_secs: Option<u64>,
+    pub tool_output_bytes: Option<usize>,
+    pub max_tokens: Option<u32>,
+}
+
+impl Layer {
+    fn over(self, base: Layer) -> Layer {
+        Layer {
+            model: self.model.or(base.model),
+            max_iterations: self.max_iterations.or(base.max_iterations),
+            tool_protocol: self.tool_protocol.or(base.tool_protocol),
+            test_command: self.test_command.or(base.test_command),
+            verify: self.verify.or(base.verify),
+            test_timeout_secs: self.test_timeout_secs.or(base.test_timeout_secs),
+            bash_timeout_secs: self.bash_timeout_secs.or(base.bash_timeout_secs),
+            bash_max_timeout_secs: self.bash_max_timeout_secs.or(base.bash_max_timeout_secs),
+            tool_output_bytes: self.tool_output_bytes.or(base.tool_output_bytes),
+            max_tokens: self.max_tokens.or(base.max_tokens),
+        }
+    }
+
+    fn from_file(path: &Path) -> Result<Layer> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Layer::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn from_env() -> Result<Layer> {
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        fn parsed<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => match v.parse() {
+                    Ok(value) => Ok(Some(value)),
+                    Err(_) => bail!("invalid value `{v}` for {name}"),
+                },
+            }
+        }
+        Ok(Layer {
+            model: var("KEEL_MODEL"),
+            max_iterations: parsed("KEEL_MAX_ITERATIONS")?,
+            tool_protocol: parsed("KEEL_TOOL_PROTOCOL")?,
+            test_command: var("KEEL_TEST_COMMAND"),
+            verify: parsed("KEEL_VERIFY")?,
+            ..Layer::default()
+        })
+    }
+}
+
+/// `$KEEL_CONFIG`, else `$XDG_CONFIG_HOME/keel/config.toml`, else `~/.config/keel/config.toml`.
+fn user_config_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KEEL_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("keel/config.toml"))
+}
+
+/// Where keel keeps its data: `$KEEL_HOME`, else `$XDG_DATA_HOME/keel`, else
+/// `~/.local/share/keel`.
+pub fn keel_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("KEEL_HOME") {
+        return Some(PathBuf::from(home));
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    Some(base.join("keel"))
+}
+
+/// The merged configuration for a workspace, with `flags` as the top layer.
+pub fn load(workspace: &Path, flags: Layer) -> Result<(Option<String>, AgentConfig)> {
+    let user = match user_config_path() {
+        Some(path) => Layer::from_file(&path)?,
+        None => Layer::default(),
+    };
+    let project = Layer::from_file(&workspace.join(".keel/config.toml"))?;
+    let merged = flags.over(Layer::from_env()?.over(project.over(user)));
+
+    let mut config = AgentConfig::default();
+    if let Some(n) = merged.max_iterations {
+        if n == 0 {
+            bail!("max_iterations must be at least 1");
+        }
+        config.max_iterations = n;
+    }
+    if let Some(protocol) = merged.tool_protocol {
+        config.protocol = protocol;
+    }
+    config.test_command = merged.test_command;
+    if let Some(verify) = merged.verify {
+        config.verify = verify;
+    }
+    if let Some(secs) = merged.test_timeout_secs {
+        config.test_timeout = Duration::from_secs(secs);
+    }
+    if let Some(secs) = merged.bash_timeout_secs {
+        config.limits.bash_timeout = Duration::from_secs(secs);
+    }
+    if let Some(secs) = merged.bash_max_timeout_secs {
+        config.limits.bash_max_timeout = Duration::from_secs(secs);
+    }
+    if let Some(bytes) = merged.tool_output_bytes {
+        config.limits.output_bytes = bytes.max(1024);
+    }
+    config.max_tokens = merged.max_tokens;
+    Ok((merged.model, config))
+}

@@ -1,0 +1,195 @@
+//! Front-end sinks: the live transcript for people, JSON Lines for programs, and the
+//! session log under `$KEEL_HOME`.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use keel_agent::EventSink;
+use keel_protocol::{Event, Outcome};
+use serde_json::Value;
+
+/// One JSON object per event on stdout, flushed per line.
+pub struct JsonLines;
+
+impl EventSink for JsonLines {
+    fn emit(&self, event: &Event) {
+        let mut out = std::io::stdout().lock();
+        if serde_json::to_writer(&mut out, event).is_ok() {
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Appends every event to a JSON Lines file (the session log).
+pub struct LogFile(pub Mutex<File>);
+
+impl EventSink for LogFile {
+    fn emit(&self, event: &Event) {
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(mut line) = serde_json::to_vec(event) {
+            line.push(b'\n');
+            let _ = file.write_all(&line);
+        }
+    }
+}
+
+/// Sends each event to several sinks.
+pub struct Tee(pub Vec<Box<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn emit(&self, event: &Event) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}
+
+/// The readable live transcript: streamed text, tool calls and shortened results,
+/// the outcome. Colours only on a terminal (and never with `NO_COLOR`).
+pub struct Transcript {
+    colour: bool,
+    /// Whether the cursor is at the start of a line.
+    at_line_start: Mutex<bool>,
+}
+
+const RESULT_LINES: usize = 4;
+
+impl Transcript {
+    pub fn new() -> Self {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self {
+            colour,
+            at_line_start: Mutex::new(true),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn write(&self, text: &str) {
+        let mut at_start = self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        if !text.is_empty() {
+            *at_start = text.ends_with('\n');
+        }
+    }
+
+    /// Writes whole lines, starting on a fresh line.
+    fn line(&self, text: &str) {
+        let fresh = *self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
+        let prefix = if fresh { "" } else { "\n" };
+        self.write(&format!("{prefix}{text}\n"));
+    }
+}
+
+/// The argument worth showing for a call: the command, the path, the pattern.
+fn call_summary(name: &str, arguments: &Value) -> String {
+    let field = |key: &str| arguments.get(key).and_then(Value::as_str).map(str::to_string);
+    let summary = match name {
+        "bash" => field("command"),
+        "read" | "write" | "edit" => field("path"),
+        "glob" | "grep" => field("pattern").map(|p| match field("path") {
+            Some(path) => format!("{p} in {path}"),
+            None => p,
+        }),
+        "git" => {
+            let args: Vec<&str> = arguments
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            field("command").map(|c| format!("{c} {}", args.join(" ")).trim_end().to_string())
+        }
+        _ => None,
+    };
+    let summary = summary.unwrap_or_else(|| arguments.to_string());
+    let first_line = summary.lines().next().unwrap_or("");
+    let mut shown: String = first_line.chars().take(120).collect();
+    if shown.len() < summary.len() {
+        shown.push('…');
+    }
+    shown
+}
+
+fn indent_lines(text: &str, max: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let mut out: Vec<String> = lines
+        .iter()
+        .take(max)
+        .map(|l| {
+            let cut: String = l.chars().take(160).collect();
+            format!("    {cut}")
+        })
+        .collect();
+    if lines.len() > max {
+        out.push(format!("    … {} more lines", lines.len() - max));
+    }
+    out.join("\n")
+}
+
+impl EventSink for Transcript {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Session { session_id, model, workspace } => self.line(&self.paint(
+                "2",
+                &format!("keel · session {session_id} · {model} · {workspace}"),
+            )),
+            Event::Delta { text } => self.write(text),
+            Event::ToolCall { name, arguments, .. } => {
+                self.line(&self.paint("33", &format!("● {name} {}", call_summary(name, arguments))))
+            }
+            Event::ToolResult { output, is_error, .. } => {
+                let code = if *is_error { "31" } else { "32" };
+                let body = indent_lines(output, RESULT_LINES);
+                if !body.is_empty() {
+                    self.line(&self.paint(code, &body));
+                }
+            }
+            Event::Verification { command, passed, exit_code, output, .. } => {
+                if *passed {
+                    self.line(&self.paint("32", &format!("✓ tests pass ({command})")));
+                } else {
+                    let code = exit_code.map_or("no exit code".to_string(), |c| format!("exit code {c}"));
+                    let tail: Vec<&str> = output.trim_end().lines().rev().take(RESULT_LINES).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    self.line(&self.paint("31", &format!("✗ tests fail ({command}, {code})")));
+                    self.line(&self.paint("31", &indent_lines(&tail.join("\n"), RESULT_LINES)));
+                }
+            }
+            Event::Feedback { content, .. } => {
+                let first = content.lines().next().unwrap_or("");
+                self.line(&self.paint("35", &format!("↻ {first}")));
+            }
+            Event::Error { message, .. } => {
+                self.line(&self.paint("31", &format!("error: {message}")));
+            }
+            Event::Done { outcome, iterations } => {
+                let (mark, code) = match outcome {
+                    Outcome::Verified | Outcome::Completed => ("✓", "32"),
+                    Outcome::Cancelled => ("■", "33"),
+                    Outcome::MaxIterations | Outcome::Stalled | Outcome::Failed => ("✗", "31"),
+                };
+                let plural = if *iterations == 1 { "" } else { "s" };
+                self.line(&self.paint(
+                    code,
+                    &format!("{mark} {} · {iterations} iteration{plural}", outcome.as_str()),
+                ));
+            }
+            Event::Context { .. }
+            | Event::User { .. }
+            | Event::Thinking { .. }
+            | Event::Assistant { .. }
+            | Event::Response { .. }
+            | Event::Usage { .. } => {}
+        }
+    }
+}

@@ -43,7 +43,8 @@ impl Layer {
 
     fn from_file(path: &Path) -> Result<Layer> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display())),
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("invalid configuration in {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Layer::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }

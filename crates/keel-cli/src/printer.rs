@@ -93,7 +93,12 @@ impl Transcript {
 
 /// The argument worth showing for a call: the command, the path, the pattern.
 fn call_summary(name: &str, arguments: &Value) -> String {
-    let field = |key: &str| arguments.get(key).and_then(Value::as_str).map(str::to_string);
+    let field = |key: &str| {
+        arguments
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let summary = match name {
         "bash" => field("command"),
         "read" | "write" | "edit" => field("path"),
@@ -139,27 +144,43 @@ fn indent_lines(text: &str, max: usize) -> String {
 impl EventSink for Transcript {
     fn emit(&self, event: &Event) {
         match event {
-            Event::Session { session_id, model, workspace } => self.line(&self.paint(
+            Event::Session {
+                session_id,
+                model,
+                workspace,
+            } => self.line(&self.paint(
                 "2",
                 &format!("keel · session {session_id} · {model} · {workspace}"),
             )),
             Event::Delta { text } => self.write(text),
-            Event::ToolCall { name, arguments, .. } => {
+            Event::ToolCall {
+                name, arguments, ..
+            } => {
                 self.line(&self.paint("33", &format!("● {name} {}", call_summary(name, arguments))))
             }
-            Event::ToolResult { output, is_error, .. } => {
+            Event::ToolResult {
+                output, is_error, ..
+            } => {
                 let code = if *is_error { "31" } else { "32" };
                 let body = indent_lines(output, RESULT_LINES);
                 if !body.is_empty() {
                     self.line(&self.paint(code, &body));
                 }
             }
-            Event::Verification { command, passed, exit_code, output, .. } => {
+            Event::Verification {
+                command,
+                passed,
+                exit_code,
+                output,
+                ..
+            } => {
                 if *passed {
                     self.line(&self.paint("32", &format!("✓ tests pass ({command})")));
                 } else {
-                    let code = exit_code.map_or("no exit code".to_string(), |c| format!("exit code {c}"));
-                    let tail: Vec<&str> = output.trim_end().lines().rev().take(RESULT_LINES).collect();
+                    let code =
+                        exit_code.map_or("no exit code".to_string(), |c| format!("exit code {c}"));
+                    let tail: Vec<&str> =
+                        output.trim_end().lines().rev().take(RESULT_LINES).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
                     self.line(&self.paint("31", &format!("✗ tests fail ({command}, {code})")));
                     self.line(&self.paint("31", &indent_lines(&tail.join("\n"), RESULT_LINES)));
@@ -172,7 +193,10 @@ impl EventSink for Transcript {
             Event::Error { message, .. } => {
                 self.line(&self.paint("31", &format!("error: {message}")));
             }
-            Event::Done { outcome, iterations } => {
+            Event::Done {
+                outcome,
+                iterations,
+            } => {
                 let (mark, code) = match outcome {
                     Outcome::Verified | Outcome::Completed => ("✓", "32"),
                     Outcome::Cancelled => ("■", "33"),
@@ -181,7 +205,10 @@ impl EventSink for Transcript {
                 let plural = if *iterations == 1 { "" } else { "s" };
                 self.line(&self.paint(
                     code,
-                    &format!("{mark} {} · {iterations} iteration{plural}", outcome.as_str()),
+                    &format!(
+                        "{mark} {} · {iterations} iteration{plural}",
+                        outcome.as_str()
+                    ),
                 ));
             }
             Event::Context { .. }

@@ -55,7 +55,8 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         )
     })?;
     let client = keel_llm::connect(&model)?;
-    let workspace = Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
+    let workspace =
+        Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
     let agent = Agent::new(client, ToolRegistry::builtin(), config);
 
     let printer: Box<dyn EventSink> = if args.json {
@@ -91,7 +92,9 @@ struct SessionLog(std::sync::Arc<Mutex<Option<LogFile>>>);
 
 impl SessionLog {
     fn open(&self, session_id: &str, earlier: &[keel_protocol::Event]) {
-        let Some(home) = config::keel_home() else { return };
+        let Some(home) = config::keel_home() else {
+            return;
+        };
         let dir = home.join("sessions");
         let file = std::fs::create_dir_all(&dir).and_then(|_| {
             OpenOptions::new()
@@ -107,7 +110,10 @@ impl SessionLog {
                 }
                 *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(log);
             }
-            Err(e) => eprintln!("keel: warning: cannot write the session log in {}: {e}", dir.display()),
+            Err(e) => eprintln!(
+                "keel: warning: cannot write the session log in {}: {e}",
+                dir.display()
+            ),
         }
     }
 }

@@ -12,11 +12,14 @@ pub async fn call(args: ToolArgs) -> Result<u8> {
     let dir = workspace_dir(args.workspace)?;
     let arguments: serde_json::Value =
         serde_json::from_str(&args.arguments).context("the arguments are not a JSON object")?;
-    let workspace = Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
+    let workspace =
+        Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
     let (_, config) = config::load(&dir, Layer::default())?;
     let ctx = ToolContext::new(workspace, config.limits);
     let cancel = CancellationToken::new();
-    let output = ToolRegistry::builtin().call(&ctx, &args.name, arguments, &cancel).await;
+    let output = ToolRegistry::builtin()
+        .call(&ctx, &args.name, arguments, &cancel)
+        .await;
     println!("{}", output.content);
     Ok(if output.is_error { 1 } else { 0 })
 }
@@ -27,7 +30,11 @@ pub fn list(args: ToolsArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&specs)?);
     } else {
         for spec in specs {
-            let mode = if spec.read_only { "read-only" } else { "writes" };
+            let mode = if spec.read_only {
+                "read-only"
+            } else {
+                "writes"
+            };
             println!(
                 "{} {}  ({mode})\n    {}",
                 spec.name,

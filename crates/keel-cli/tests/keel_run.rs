@@ -1,0 +1,452 @@
+//! `keel run` end to end through the binary, with the replay model, on sample
+//! repositories created in the test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Env {
+    home: tempfile::TempDir,
+    repo: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let env = Self {
+            home: tempfile::tempdir().unwrap(),
+            repo: tempfile::tempdir().unwrap(),
+        };
+        for (path, content) in files {
+            let full = env.repo.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, content).unwrap();
+        }
+        env
+    }
+
+    fn script(&self, steps: &[Value]) -> PathBuf {
+        let path = self.home.path().join("script.jsonl");
+        let lines: Vec<String> = steps.iter().map(Value::to_string).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    }
+
+    fn keel(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
+        command
+            .env("HOME", self.home.path())
+            .env("KEEL_HOME", self.home.path().join("data"))
+            .env("CARGO_TARGET_DIR", self.home.path().join("target"))
+            .env_remove("KEEL_MODEL")
+            .env_remove("KEEL_CONFIG")
+            .env_remove("KEEL_TEST_COMMAND")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .current_dir(self.repo.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run_json(&self, script: &Path, extra: &[&str], task: &str) -> (Output, Vec<Value>) {
+        let output = self
+            .keel()
+            .arg("run")
+            .arg("--json")
+            .arg("--model")
+            .arg(format!("replay:{}", script.display()))
+            .args(extra)
+            .arg(task)
+            .output()
+            .unwrap();
+        let events = String::from_utf8(output.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect();
+        (output, events)
+    }
+}
+
+fn call(name: &str, input: Value) -> String {
+    format!("<tool_call>\n<name>{name}</name>\n<input>{input}</input>\n</tool_call>")
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+fn done(events: &[Value]) -> &Value {
+    let last = events.last().expect("no events");
+    assert_eq!(last["type"], "done", "{events:#?}");
+    last
+}
+
+const PY_BUGGY: &str = "def add(a, b):\n    return a - b\n";
+const PY_TEST: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n";
+const PYPROJECT: &str = "[tool.pytest.ini_options]\npythonpath = [\".\"]\n";
+
+fn python_repo() -> Env {
+    Env::new(&[
+        ("calc.py", PY_BUGGY),
+        ("tests/test_calc.py", PY_TEST),
+        ("pyproject.toml", PYPROJECT),
+    ])
+}
+
+#[test]
+fn python_trajectory_reads_edits_and_is_verified() {
+    let env = python_repo();
+    let script = env.script(&[
+        json!({"content": format!("Let me look.\n{}", call("read", json!({"path": "calc.py"})))}),
+        json!({"content": call("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}))}),
+        json!({"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "python3 -m pytest -q"}}]}),
+        json!({"content": "Fixed add()."}),
+    ]);
+    let (output, events) = env.run_json(&script, &[], "Fix the failing test");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(done(&events)["outcome"], "verified");
+    assert_eq!(done(&events)["iterations"], 4);
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
+
+    let kinds = types(&events);
+    assert_eq!(kinds[..3], ["session", "context", "user"]);
+    for kind in [
+        "thinking",
+        "delta",
+        "tool_call",
+        "tool_result",
+        "usage",
+        "verification",
+        "response",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
+    }
+    let call = events.iter().find(|e| e["type"] == "tool_call").unwrap();
+    assert_eq!(call["name"], "read");
+    assert_eq!(call["arguments"], json!({"path": "calc.py"}));
+    assert!(call["call_id"].is_string());
+    let result = events.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["call_id"], call["call_id"]);
+    assert_eq!(result["is_error"], false);
+    assert!(result["duration_ms"].is_u64());
+    assert!(result["output"].as_str().unwrap().contains("return a - b"));
+    let pytest = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .nth(2)
+        .unwrap();
+    assert!(
+        pytest["output"].as_str().unwrap().contains("1 passed"),
+        "{pytest}"
+    );
+    // Delta text never carries tool-call markup.
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "delta")
+            .all(|e| !e["text"].as_str().unwrap().contains("<tool"))
+    );
+    let response = events.iter().find(|e| e["type"] == "response").unwrap();
+    assert_eq!(response["content"], "Fixed add().");
+
+    // The session log under $KEEL_HOME holds the same events.
+    let session_id = events[0]["session_id"].as_str().unwrap();
+    let log = std::fs::read_to_string(
+        env.home
+            .path()
+            .join(format!("data/sessions/{session_id}.jsonl")),
+    )
+    .unwrap();
+    assert_eq!(log.lines().count(), events.len());
+}
+
+#[test]
+fn finishing_without_fixing_gets_the_red_tests_back_and_is_never_verified() {
+    let env = python_repo();
+    let steps: Vec<Value> = (0..8)
+        .map(|_| json!({"content": "All done, the bug is fixed."}))
+        .collect();
+    let script = env.script(&steps);
+    let (output, events) =
+        env.run_json(&script, &["--max-iterations", "4"], "Fix the failing test");
+    assert_eq!(output.status.code(), Some(3));
+    let outcome = done(&events)["outcome"].as_str().unwrap();
+    assert!(
+        outcome == "max_iterations" || outcome == "stalled",
+        "{outcome}"
+    );
+    assert!(!events.iter().any(|e| e["type"] == "response"));
+    let verifications: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "verification")
+        .collect();
+    assert!(!verifications.is_empty());
+    assert!(verifications.iter().all(|v| v["passed"] == false));
+    let feedback = events.iter().find(|e| e["type"] == "feedback").unwrap();
+    assert_eq!(feedback["reason"], "tests_failed");
+    let text = feedback["content"].as_str().unwrap();
+    assert!(
+        text.contains("test_add") && text.contains("assert"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rust_trajectory_is_verified_by_cargo_test() {
+    let env = Env::new(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        ),
+        (
+            "src/lib.rs",
+            "pub fn is_even(n: u32) -> bool {\n    n % 2 == 1\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn four_is_even() {\n        assert!(super::is_even(4));\n    }\n}\n",
+        ),
+    ]);
+    let script = env.script(&[
+        json!({"content": "", "tool_calls": [{"name": "grep", "arguments": {"pattern": "fn is_even", "glob": "*.rs"}}]}),
+        json!({"content": call("read", json!({"path": "src/lib.rs", "offset": 1, "limit": 3}))}),
+        json!({"content": call("edit", json!({"path": "src/lib.rs", "old_string": "n % 2 == 1", "new_string": "n % 2 == 0"}))}),
+        json!({"content": "is_even now checks for a zero remainder."}),
+    ]);
+    let (output, events) = env.run_json(&script, &[], "make the test pass");
+    assert_eq!(output.status.code(), Some(0), "{events:#?}");
+    assert_eq!(done(&events)["outcome"], "verified");
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["command"], "cargo test");
+    assert!(
+        verification["output"]
+            .as_str()
+            .unwrap()
+            .contains("test result: ok")
+    );
+}
+
+#[test]
+fn a_project_without_tests_completes() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let script = env.script(&[json!({"content": "Nothing to do."})]);
+    let (output, events) = env.run_json(&script, &[], "say hi");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(done(&events)["outcome"], "completed");
+}
+
+#[test]
+fn a_model_failure_exits_1_with_an_error_event() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let script = env.script(&[json!({"content": call("read", json!({"path": "notes.md"}))})]);
+    let (output, events) = env.run_json(&script, &[], "read");
+    assert_eq!(output.status.code(), Some(1));
+    let error = events.iter().find(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["kind"], "model");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no response left")
+    );
+    assert_eq!(done(&events)["outcome"], "failed");
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message() {
+    let env = Env::new(&[]);
+    let out = env.keel().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.keel().args(["run", "task"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model configured"));
+    let out = env
+        .keel()
+        .args(["run", "--model", "gpt", "task"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid model spec"));
+    let out = env
+        .keel()
+        .args(["run", "--model", "replay:/no/such/file", "task"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read replay script"));
+    let out = env
+        .keel()
+        .args([
+            "run",
+            "--model",
+            "replay:x",
+            "--workspace",
+            "/no/such/dir",
+            "task",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+}
+
+#[test]
+fn configuration_layers_apply() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let script = env.script(&[json!({"content": "done"})]);
+    // The project config names the model and a (failing) test command.
+    std::fs::create_dir_all(env.repo.path().join(".keel")).unwrap();
+    std::fs::write(
+        env.repo.path().join(".keel/config.toml"),
+        format!(
+            "model = \"replay:{}\"\ntest_command = \"false\"\nmax_iterations = 1\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let out = env.keel().args(["run", "--json", "task"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The environment overrides the project; a flag overrides the environment.
+    let out = env
+        .keel()
+        .env("KEEL_TEST_COMMAND", "true")
+        .args(["run", "task"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env
+        .keel()
+        .env("KEEL_TEST_COMMAND", "true")
+        .args(["run", "--test-command", "false", "task"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = env
+        .keel()
+        .args(["run", "--no-verify", "task"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(
+        env.repo.path().join(".keel/config.toml"),
+        "max_iterations = \"many\"\n",
+    )
+    .unwrap();
+    let out = env.keel().args(["run", "task"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration"));
+}
+
+#[test]
+fn the_transcript_is_readable_and_plain_when_piped() {
+    let env = python_repo();
+    let script = env.script(&[
+        json!({"content": format!("Reading.\n{}", call("read", json!({"path": "calc.py"})))}),
+        json!({"content": "Looks fine."}),
+    ]);
+    let out = env
+        .keel()
+        .args(["run", "--no-verify", "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .arg("look")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\x1b'), "colour codes when piped: {text:?}");
+    assert!(text.contains("Reading.\n● read calc.py\n"), "{text}");
+    assert!(text.contains("     1\tdef add(a, b):"), "{text}");
+    assert!(text.contains("Looks fine."));
+    assert!(
+        text.trim_end().ends_with("✓ completed · 2 iterations"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_running_tool_and_exits_130() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let script = env.script(&[
+        json!({"content": call("bash", json!({"command": "echo $$ > shell.pid; sleep 300"}))}),
+    ]);
+    let mut child = env
+        .keel()
+        .args(["run", "--json", "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .arg("wait")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until the tool is running (its pid file written), then interrupt.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("\"tool_call\"") {
+            break;
+        }
+    }
+    let pid_file = env.repo.path().join("shell.pid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pid_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shell_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(done(&rest)["outcome"], "cancelled");
+    let result = rest.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["is_error"], true);
+    // The shell running the tool is gone.
+    let stat = std::fs::read_to_string(format!("/proc/{shell_pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "tool shell still alive: {stat}"
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+#[test]
+fn version_and_tool_listing() {
+    let env = Env::new(&[]);
+    let out = env.keel().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("keel {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = env.keel().args(["tools", "--json"]).output().unwrap();
+    let specs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(specs.len(), 7);
+    let out = env
+        .keel()
+        .args(["tool", "grep", r#"{"pattern": "x"}"#, "-w", "/no/such"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""keel's benchmarks. Each compares keel with a peer measured in the same run, so the
+figures are ratios that survive a noisy shared machine.
+
+  startup   `keel --version` wall time (goal <= 10 ms), beside `rg --version`
+  overhead  harness overhead per step of a 20-step replay trajectory (goal <= 5 ms
+            median), i.e. wall time minus the time the tools themselves ran
+  grep      the `grep` tool against `rg` over a generated tree of 20,000 files
+            (goal <= 1.2x rg's time)
+
+Usage: bench/run.py [startup|overhead|grep|all] [--keel PATH] [--runs N]
+Results are printed and written to bench/out/results.json.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def timed(cmd, **kw):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0,):
+        raise SystemExit(f"{cmd} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return elapsed, proc.stdout
+
+
+def bench_startup(keel, runs):
+    keel_times, rg_times = [], []
+    for _ in range(runs):
+        keel_times.append(timed([keel, "--version"])[0])
+        rg_times.append(timed(["rg", "--version"])[0])
+    k, r = statistics.median(keel_times) * 1000, statistics.median(rg_times) * 1000
+    return {
+        "keel_version_ms_median": round(k, 2),
+        "rg_version_ms_median": round(r, 2),
+        "ratio_keel_to_rg": round(k / r, 2),
+        "goal_ms": 10,
+        "met": k <= 10,
+    }
+
+
+def call(name, inp):
+    return f"<tool_call>\n<name>{name}</name>\n<input>{json.dumps(inp)}</input>\n</tool_call>"
+
+
+def bench_overhead(keel, runs):
+    work = Path(tempfile.mkdtemp(prefix="keel-bench-"))
+    repo = work / "repo"
+    (repo / "src").mkdir(parents=True)
+    for i in range(30):
+        (repo / "src" / f"mod{i}.py").write_text("".join(f"def f{j}():\n    return {j}\n" for j in range(40)))
+    steps = []
+    for i in range(19):
+        kind = i % 4
+        if kind == 0:
+            steps.append({"content": "Reading.\n" + call("read", {"path": f"src/mod{i}.py"})})
+        elif kind == 1:
+            steps.append({"content": "", "tool_calls": [{"name": "grep", "arguments": {"pattern": f"return {i}$"}}]})
+        elif kind == 2:
+            steps.append({"content": "Listing.\n" + call("glob", {"pattern": "*.py"})})
+        else:
+            steps.append({"content": call("edit", {"path": f"src/mod{i}.py", "old_string": "return 7\n", "new_string": "return 70\n"})})
+    steps.append({"content": "Done."})
+    script = work / "script.jsonl"
+    script.write_text("\n".join(json.dumps(s) for s in steps) + "\n")
+
+    per_step, tool_share = [], []
+    for _ in range(runs):
+        shutil.rmtree(repo / ".." / "copy", ignore_errors=True)
+        copy = work / "copy"
+        shutil.copytree(repo, copy)
+        env = dict(os.environ, KEEL_HOME=str(work / "home"), HOME=str(work))
+        elapsed, out = timed(
+            [keel, "run", "--json", "--no-verify", "--max-iterations", "25", "--model", f"replay:{script}", "--workspace", str(copy), "bench"],
+            env=env,
+        )
+        events = [json.loads(l) for l in out.decode().splitlines()]
+        assert events[-1]["type"] == "done" and events[-1]["outcome"] == "completed", events[-1]
+        tools_ms = sum(e["duration_ms"] for e in events if e["type"] == "tool_result")
+        iterations = events[-1]["iterations"]
+        per_step.append((elapsed * 1000 - tools_ms) / iterations)
+        tool_share.append(tools_ms)
+    startup = statistics.median(timed([keel, "--version"])[0] for _ in range(runs)) * 1000
+    shutil.rmtree(work, ignore_errors=True)
+    m = statistics.median(per_step)
+    return {
+        "steps": 20,
+        "overhead_ms_per_step_median": round(m, 3),
+        "overhead_ms_per_step_min": round(min(per_step), 3),
+        "tool_time_ms_median": statistics.median(tool_share),
+        "process_startup_ms_median (included above)": round(startup, 2),
+        "goal_ms": 5,
+        "met": m <= 5,
+    }
+
+
+WORDS = "alpha beta gamma delta epsilon zeta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+
+
+def make_tree(root, files=20_000):
+    rng = random.Random(42)
+    for i in range(files):
+        d = root / f"d{i % 40:02}" / f"s{i % 23:02}"
+        d.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for j in range(rng.randint(20, 80)):
+            lines.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))))
+        if i % 400 == 7:
+            lines.insert(rng.randint(0, len(lines)), "needle_7f3a found here")
+        (d / f"f{i}.txt").write_text("\n".join(lines) + "\n")
+
+
+def bench_grep(keel, runs):
+    tree = Path(tempfile.mkdtemp(prefix="keel-grep-"))
+    make_tree(tree)
+    files = sum(1 for _ in tree.rglob("*.txt"))
+    pattern = "needle_[0-9a-f]+ found"
+    keel_cmd = [keel, "tool", "grep", json.dumps({"pattern": pattern}), "--workspace", str(tree)]
+    rg_cmd = ["rg", "-n", pattern, str(tree)]
+    # Warm the page cache and check both find the same 50 lines.
+    _, k_out = timed(keel_cmd)
+    _, r_out = timed(rg_cmd)
+    k_hits = sum(1 for l in k_out.decode().splitlines() if "needle_7f3a" in l)
+    r_hits = sum(1 for l in r_out.decode().splitlines() if "needle_7f3a" in l)
+    assert k_hits == r_hits == 50, (k_hits, r_hits)
+    k_times, r_times = [], []
+    for _ in range(runs):
+        k_times.append(timed(keel_cmd)[0])
+        r_times.append(timed(rg_cmd)[0])
+    shutil.rmtree(tree, ignore_errors=True)
+    k, r = statistics.median(k_times) * 1000, statistics.median(r_times) * 1000
+    return {
+        "files": files,
+        "matches": k_hits,
+        "keel_grep_ms_median": round(k, 1),
+        "rg_ms_median": round(r, 1),
+        "ratio_keel_to_rg": round(k / r, 3),
+        "goal_ratio": 1.2,
+        "met": k / r <= 1.2,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("which", nargs="?", default="all", choices=["startup", "overhead", "grep", "all"])
+    parser.add_argument("--keel", default=str(ROOT / "target" / "release" / "keel"))
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    if not Path(args.keel).exists():
+        subprocess.run(["cargo", "build", "--release", "-p", "keel-cli"], cwd=ROOT, check=True)
+    if shutil.which("rg") is None:
+        raise SystemExit("ripgrep (rg) is needed: KEEL_SETUP_BENCH=1 scripts/setup.sh")
+    results = {}
+    for name, fn in [("startup", bench_startup), ("overhead", bench_overhead), ("grep", bench_grep)]:
+        if args.which in (name, "all"):
+            results[name] = fn(args.keel, args.runs)
+            print(name, json.dumps(results[name], indent=2), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -70,7 +70,7 @@ def bench_overhead(keel, runs):
         elif kind == 1:
             steps.append({"content": "", "tool_calls": [{"name": "grep", "arguments": {"pattern": f"return {i}$"}}]})
         elif kind == 2:
-            steps.append({"content": "Listing.\n" + call("glob", {"pattern": "*.py"})})
+            steps.append({"content": "Listing.\n" + call("glob", {"pattern": f"mod{i}*.py"})})
         else:
             steps.append({"content": call("edit", {"path": f"src/mod{i}.py", "old_string": "return 7\n", "new_string": "return 70\n"})})
     steps.append({"content": "Done."})

@@ -7,6 +7,7 @@ use keel_agent::{Agent, AgentConfig, EventSink, Session};
 use keel_llm::ReplayClient;
 use keel_protocol::{Event, FeedbackReason, Outcome, Role};
 use keel_tools::{ToolRegistry, Workspace};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -35,6 +36,31 @@ fn workspace() -> (tempfile::TempDir, Workspace) {
     std::fs::write(dir.path().join("notes.txt"), "alpha\nbeta\n").unwrap();
     let ws = Workspace::new(dir.path()).unwrap();
     (dir, ws)
+}
+
+/// Runs one turn of `script` in a fresh workspace.
+async fn run_script(
+    script: &[serde_json::Value],
+    config: AgentConfig,
+    task: &str,
+) -> (Session, keel_agent::TurnSummary) {
+    run_cancellable(script, config, task, &CancellationToken::new()).await
+}
+
+async fn run_cancellable(
+    script: &[serde_json::Value],
+    config: AgentConfig,
+    task: &str,
+    cancel: &CancellationToken,
+) -> (Session, keel_agent::TurnSummary) {
+    let scripts = tempfile::tempdir().unwrap();
+    let agent = agent(scripts.path(), script, config);
+    let (dir, ws) = workspace();
+    let sink = Recorder::default();
+    let mut session = Session::start(&agent, ws, &sink);
+    let summary = session.run_turn(&agent, task, &sink, cancel).await;
+    drop(dir);
+    (session, summary)
 }
 
 fn no_tests() -> AgentConfig {
@@ -113,35 +139,16 @@ async fn system_prompt_is_byte_identical_and_the_prompt_only_grows() {
 
 #[tokio::test]
 async fn malformed_calls_become_error_results_and_the_loop_goes_on() {
-    let scripts = tempfile::tempdir().unwrap();
-    let agent = agent(
-        scripts.path(),
-        &[
-            serde_json::json!({"content": "<tool_call><name>read</name><input>{\"path\": </input></tool_call>"}),
-            serde_json::json!({"content": call("frobnicate", serde_json::json!({}))}),
-            serde_json::json!({"content": call("read", serde_json::json!({"file": "notes.txt"}))}),
-            serde_json::json!({"content": call("read", serde_json::json!({"path": "notes.txt"}))}),
-            serde_json::json!({"content": "Done."}),
-        ],
-        no_tests(),
-    );
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
-    let summary = session
-        .run_turn(&agent, "read it", &sink, &CancellationToken::new())
-        .await;
+    let script = [
+        json!({"content": "<tool_call><name>read</name><input>{\"path\": </input></tool_call>"}),
+        json!({"content": call("frobnicate", json!({}))}),
+        json!({"content": call("read", json!({"file": "notes.txt"}))}),
+        json!({"content": call("read", json!({"path": "notes.txt"}))}),
+        json!({"content": "Done."}),
+    ];
+    let (session, summary) = run_script(&script, no_tests(), "read it").await;
     assert_eq!(summary.outcome, Outcome::Completed);
-    let results: Vec<(bool, String)> = session
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::ToolResult {
-                is_error, output, ..
-            } => Some((*is_error, output.clone())),
-            _ => None,
-        })
-        .collect();
+    let results = results(&session);
     assert_eq!(results.len(), 4);
     assert!(
         results[0].0
@@ -157,20 +164,59 @@ async fn malformed_calls_become_error_results_and_the_loop_goes_on() {
     assert!(!results[3].0 && results[3].1.contains("alpha"));
 }
 
+/// (is_error, output) of every tool result, in order.
+fn results(session: &Session) -> Vec<(bool, String)> {
+    session
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolResult {
+                is_error, output, ..
+            } => Some((*is_error, output.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_of_one_response_keep_their_order() {
+    let content = [
+        call("write", json!({"path": "a.txt", "content": "one\n"})),
+        call("read", json!({"path": "a.txt"})),
+        call("grep", json!({"pattern": "one"})),
+        call("bash", json!({"command": "echo two >> a.txt"})),
+        call("read", json!({"path": "a.txt"})),
+        call("glob", json!({"pattern": "a.*"})),
+    ]
+    .join("\n");
+    let script = [json!({"content": content}), json!({"content": "ok"})];
+    let (session, _) = run_script(&script, no_tests(), "go").await;
+    let outputs: Vec<String> = results(&session).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(outputs.len(), 6);
+    assert!(outputs[0].starts_with("created a.txt"));
+    assert_eq!(outputs[1], "     1\tone\n");
+    assert_eq!(outputs[2], "a.txt:1:one");
+    assert_eq!(outputs[4], "     1\tone\n     2\ttwo\n");
+    assert_eq!(outputs[5], "a.txt");
+    let ids: Vec<String> = session
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::ToolResult { call_id, .. } => Some(call_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "{ids:?}");
+}
+
 #[tokio::test]
 async fn repeating_the_same_call_warns_then_stalls() {
-    let scripts = tempfile::tempdir().unwrap();
-    let same =
-        serde_json::json!({"content": call("read", serde_json::json!({"path": "notes.txt"}))});
-    let agent = agent(scripts.path(), &vec![same; 10], no_tests());
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
-    let summary = session
-        .run_turn(&agent, "loop", &sink, &CancellationToken::new())
-        .await;
-    assert_eq!(summary.outcome, Outcome::Stalled);
-    assert_eq!(summary.iterations, 4);
+    let same = json!({"content": call("read", json!({"path": "notes.txt"}))});
+    let (session, summary) = run_script(&vec![same; 10], no_tests(), "loop").await;
+    assert_eq!((summary.outcome, summary.iterations), (Outcome::Stalled, 4));
     let warnings = session
         .events()
         .iter()
@@ -189,18 +235,8 @@ async fn repeating_the_same_call_warns_then_stalls() {
 
 #[tokio::test]
 async fn an_exhausted_script_is_an_error_not_a_hang() {
-    let scripts = tempfile::tempdir().unwrap();
-    let agent = agent(
-        scripts.path(),
-        &[serde_json::json!({"content": call("read", serde_json::json!({"path": "notes.txt"}))})],
-        no_tests(),
-    );
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
-    let summary = session
-        .run_turn(&agent, "go", &sink, &CancellationToken::new())
-        .await;
+    let script = [json!({"content": call("read", json!({"path": "notes.txt"}))})];
+    let (session, summary) = run_script(&script, no_tests(), "go").await;
     assert_eq!(summary.outcome, Outcome::Failed);
     let error = session.events().iter().find_map(|e| match e {
         Event::Error { message, .. } => Some(message.clone()),
@@ -218,24 +254,14 @@ async fn an_exhausted_script_is_an_error_not_a_hang() {
 
 #[tokio::test]
 async fn the_iteration_cap_ends_the_turn() {
-    let scripts = tempfile::tempdir().unwrap();
     let steps: Vec<_> = (0..5)
-        .map(|i| serde_json::json!({"content": call("bash", serde_json::json!({"command": format!("echo {i}")}))}))
+        .map(|i| json!({"content": call("bash", json!({"command": format!("echo {i}")}))}))
         .collect();
-    let agent = agent(
-        scripts.path(),
-        &steps,
-        AgentConfig {
-            max_iterations: 3,
-            ..no_tests()
-        },
-    );
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
-    let summary = session
-        .run_turn(&agent, "go", &sink, &CancellationToken::new())
-        .await;
+    let config = AgentConfig {
+        max_iterations: 3,
+        ..no_tests()
+    };
+    let (_, summary) = run_script(&steps, config, "go").await;
     assert_eq!(
         (summary.outcome, summary.iterations),
         (Outcome::MaxIterations, 3)
@@ -244,25 +270,16 @@ async fn the_iteration_cap_ends_the_turn() {
 
 #[tokio::test]
 async fn red_tests_go_back_to_the_model_and_green_ones_verify() {
-    let scripts = tempfile::tempdir().unwrap();
-    let agent = agent(
-        scripts.path(),
-        &[
-            serde_json::json!({"content": "All done!"}),
-            serde_json::json!({"content": call("bash", serde_json::json!({"command": "touch fixed"}))}),
-            serde_json::json!({"content": "Now it is done."}),
-        ],
-        AgentConfig {
-            test_command: Some("test -f fixed || { echo 'FAILED test_fixed'; exit 1; }".into()),
-            ..AgentConfig::default()
-        },
-    );
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
-    let summary = session
-        .run_turn(&agent, "fix", &sink, &CancellationToken::new())
-        .await;
+    let script = [
+        json!({"content": "All done!"}),
+        json!({"content": call("bash", json!({"command": "touch fixed"}))}),
+        json!({"content": "Now it is done."}),
+    ];
+    let config = AgentConfig {
+        test_command: Some("test -f fixed || { echo 'FAILED test_fixed'; exit 1; }".into()),
+        ..AgentConfig::default()
+    };
+    let (session, summary) = run_script(&script, config, "fix").await;
     assert_eq!(
         (summary.outcome, summary.iterations),
         (Outcome::Verified, 3)
@@ -290,24 +307,18 @@ async fn red_tests_go_back_to_the_model_and_green_ones_verify() {
 
 #[tokio::test]
 async fn cancelling_stops_the_running_tool() {
-    let scripts = tempfile::tempdir().unwrap();
-    let agent = agent(
-        scripts.path(),
-        &[
-            serde_json::json!({"content": call("bash", serde_json::json!({"command": "sleep 120"}))}),
-        ],
-        no_tests(),
-    );
-    let (_d, ws) = workspace();
-    let sink = Recorder::default();
-    let mut session = Session::start(&agent, ws, &sink);
+    let script = [json!({"content": call("bash", json!({"command": "sleep 120"}))})];
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         trigger.cancel();
     });
-    let summary = session.run_turn(&agent, "wait", &sink, &cancel).await;
+    let (session, summary) = run_cancellable(&script, no_tests(), "wait", &cancel).await;
     assert_eq!(summary.outcome, Outcome::Cancelled);
-    assert!(session.events().iter().any(|e| matches!(e, Event::ToolResult { is_error: true, output, .. } if output.contains("cancelled"))));
+    let results = results(&session);
+    assert!(
+        results[0].0 && results[0].1.contains("cancelled"),
+        "{results:?}"
+    );
 }

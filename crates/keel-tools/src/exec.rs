@@ -16,6 +16,8 @@ use crate::CappedOutput;
 /// How long to wait for the output pipe to close after the command has exited.
 /// Processes it left in the background that still hold the pipe are then killed.
 const PIPE_GRACE: Duration = Duration::from_millis(300);
+/// How long to wait for the rest of the output once nothing of the group is left.
+const PIPE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -91,11 +93,13 @@ pub async fn run(
         .await
         .is_err()
     {
-        killed_background = ending == Ending::Exited;
-        kill_group(pgid);
+        if group_alive(pgid) {
+            killed_background = ending == Ending::Exited;
+            kill_group(pgid);
+        }
         // A process that escaped the group (setsid) may still hold the pipe; stop
         // waiting for it rather than hang the agent.
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut reader_task).await;
+        let _ = tokio::time::timeout(PIPE_DRAIN_LIMIT, &mut reader_task).await;
     }
     let output = captured.lock().unwrap_or_else(|e| e.into_inner()).render();
     Ok(ExecResult {
@@ -120,6 +124,13 @@ fn drain(mut reader: std::io::PipeReader, captured: &Mutex<CappedOutput>) {
             Err(_) => return,
         }
     }
+}
+
+/// Whether any process of the group is still running.
+fn group_alive(pgid: Option<i32>) -> bool {
+    // SAFETY: signal 0 only checks that the group exists; no memory is involved.
+    pgid.filter(|&p| p > 0)
+        .is_some_and(|pgid| unsafe { libc::killpg(pgid, 0) } == 0)
 }
 
 fn kill_group(pgid: Option<i32>) {

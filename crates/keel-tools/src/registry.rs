@@ -12,7 +12,8 @@ use crate::{Tool, ToolContext, ToolOutput};
 
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
+    /// Each tool with its spec, taken once at registration.
+    tools: BTreeMap<String, (ToolSpec, Arc<dyn Tool>)>,
 }
 
 impl ToolRegistry {
@@ -27,12 +28,13 @@ impl ToolRegistry {
 
     /// Adds a tool (replacing one of the same name).
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.spec().name, tool);
+        let spec = tool.spec();
+        self.tools.insert(spec.name.clone(), (spec, tool));
     }
 
     /// Specs of all tools, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.values().map(|t| t.spec()).collect()
+        self.tools.values().map(|(spec, _)| spec.clone()).collect()
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -40,12 +42,12 @@ impl ToolRegistry {
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+        self.tools.get(name).map(|(_, tool)| tool)
     }
 
     /// Whether calls of this tool may run concurrently with other read-only calls.
     pub fn is_read_only(&self, name: &str) -> bool {
-        self.tools.get(name).is_some_and(|t| t.spec().read_only)
+        self.tools.get(name).is_some_and(|(spec, _)| spec.read_only)
     }
 
     /// Calls a tool by name; an unknown name is an error result listing the tools.
@@ -57,7 +59,7 @@ impl ToolRegistry {
         cancel: &CancellationToken,
     ) -> ToolOutput {
         match self.tools.get(name) {
-            Some(tool) => tool.call(ctx, arguments, cancel).await,
+            Some((_, tool)) => tool.call(ctx, arguments, cancel).await,
             None => ToolOutput::error(format!(
                 "unknown tool `{name}`; the available tools are: {}",
                 self.names().join(", ")

@@ -1,0 +1,252 @@
+//! Sessions and their events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keel_protocol::Event;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use crate::{StoreError, schema};
+
+/// How long a writer waits for another process holding the database lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One row of `keel sessions list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    pub workspace: String,
+    pub model: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub turns: i64,
+    /// Outcome of the last finished turn.
+    pub outcome: Option<String>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        }
+        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            }
+            _ => open_error(e.to_string()),
+        };
+        let mut conn = Connection::open(path).map_err(classify)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+        // Reading the journal mode is the first real access: a file that is not a
+        // database fails here.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(classify)?;
+        // WAL with synchronous=NORMAL: a killed process loses no committed event.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(classify)?;
+        if let Some(found) = schema::migrate(&mut conn).map_err(classify)? {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: schema::VERSION,
+            });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends one event to its session (a `session` event creates the session).
+    /// Committed before it returns.
+    pub fn append(&self, session_id: &str, event: &Event) -> Result<(), StoreError> {
+        let data = serde_json::to_string(event).map_err(|e| StoreError::Write(e.to_string()))?;
+        let now = now_ms();
+        let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(write)?;
+        if let Event::Session {
+            workspace, model, ..
+        } = event
+        {
+            tx.execute(
+                "INSERT OR IGNORE INTO sessions (id, workspace, model, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![session_id, workspace, model, now],
+            )
+            .map_err(write)?;
+        }
+        let outcome = match event {
+            Event::Done { outcome, .. } => Some(outcome.as_str()),
+            _ => None,
+        };
+        let changed = tx
+            .execute(
+                "UPDATE sessions SET updated_at = ?2,
+                    turns = turns + ?3,
+                    outcome = COALESCE(?4, outcome)
+                 WHERE id = ?1",
+                params![
+                    session_id,
+                    now,
+                    matches!(event, Event::User { .. }) as i64,
+                    outcome
+                ],
+            )
+            .map_err(write)?;
+        if changed == 0 {
+            return Err(StoreError::UnknownSession(session_id.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO events (session_id, seq, ts, type, data)
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4 FROM events WHERE session_id = ?1",
+            params![session_id, now, event.name(), data],
+        )
+        .map_err(write)?;
+        tx.commit().map_err(write)
+    }
+
+    /// The stored events of a session, as JSON lines (the `keel run --json` format).
+    pub fn export(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached("SELECT data FROM events WHERE session_id = ?1 ORDER BY seq")
+            .map_err(read)?;
+        let rows = statement
+            .query_map([session_id], |r| r.get::<_, String>(0))
+            .map_err(read)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(read)
+    }
+
+    /// The events of a session, in order.
+    pub fn events(&self, session_id: &str) -> Result<Vec<Event>, StoreError> {
+        self.export(session_id)?
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).map_err(|e| {
+                    StoreError::Read(format!("session {session_id}, event {}: {e}", i + 1))
+                })
+            })
+            .collect()
+    }
+
+    /// Sessions, most recently active first, optionally only those of one workspace.
+    pub fn sessions(
+        &self,
+        workspace: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT id, workspace, model, started_at, updated_at, turns, outcome FROM sessions
+                 WHERE ?1 IS NULL OR workspace = ?1
+                 ORDER BY updated_at DESC, id DESC LIMIT ?2",
+            )
+            .map_err(read)?;
+        let rows = statement
+            .query_map(params![workspace, limit as i64], |r| {
+                Ok(SessionInfo {
+                    id: r.get(0)?,
+                    workspace: r.get(1)?,
+                    model: r.get(2)?,
+                    started_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                    turns: r.get(5)?,
+                    outcome: r.get(6)?,
+                })
+            })
+            .map_err(read)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(read)
+    }
+
+    /// The full id of the session an id or unique id prefix names.
+    pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
+        let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
+        let conn = self.conn();
+        let exact: Option<String> = conn
+            .query_row("SELECT id FROM sessions WHERE id = ?1", [prefix], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(read)?;
+        if let Some(id) = exact {
+            return Ok(id);
+        }
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mut statement = conn
+            .prepare_cached("SELECT id FROM sessions WHERE id LIKE ?1 ESCAPE '\\' LIMIT 10")
+            .map_err(read)?;
+        let ids: Vec<String> = statement
+            .query_map([format!("{escaped}%")], |r| r.get(0))
+            .map_err(read)?
+            .collect::<Result<_, _>>()
+            .map_err(read)?;
+        match ids.len() {
+            0 => Err(StoreError::UnknownSession(prefix.to_string())),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            count => Err(StoreError::AmbiguousSession {
+                prefix: prefix.to_string(),
+                count,
+            }),
+        }
+    }
+
+    /// Deletes a session and its events.
+    pub fn delete(&self, session_id: &str) -> Result<(), StoreError> {
+        let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
+        let changed = self
+            .conn()
+            .execute("DELETE FROM sessions WHERE id = ?1", [session_id])
+            .map_err(write)?;
+        if changed == 0 {
+            return Err(StoreError::UnknownSession(session_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the database is consistent.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| StoreError::Read(e.to_string()))
+    }
+}

@@ -12,4 +12,4 @@ pub use config::AgentConfig;
 pub use context::project_context;
 pub use detect::detect_test_command;
 pub use prompt::system_prompt;
-pub use session::{Agent, EventSink, Session, TurnSummary};
+pub use session::{Agent, EventSink, ResumeError, Session, TurnSummary};

@@ -29,7 +29,22 @@ use crate::{AgentConfig, detect_test_command, project_context, system_prompt};
 /// Receives every event as it happens (printer, SSE stream, store, …).
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// A fault that must end the turn (the store cannot be written, …).
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
+
+/// Why a stored session cannot be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("the stored events do not start with a `session` event")]
+    NoSessionEvent,
+}
+
+/// Tools whose successful calls mean the agent has seen the file's content.
+const READING_TOOLS: &[&str] = &["read", "write", "edit"];
 
 /// What a session needs that does not change between sessions: the model, the tools
 /// and the configuration. Shared by every session of a process.
@@ -85,6 +100,8 @@ pub struct Session {
     test_command: Option<String>,
     events: Vec<Event>,
     next_call: u64,
+    /// Set when a sink reported a fault; the turn then ends `failed`.
+    sink_failure: Option<String>,
 }
 
 impl Session {
@@ -103,6 +120,7 @@ impl Session {
             test_command,
             events: Vec::new(),
             next_call: 0,
+            sink_failure: None,
         };
         session.emit(
             sink,
@@ -114,6 +132,86 @@ impl Session {
         );
         session.emit(sink, Event::Context { content: context });
         session
+    }
+
+    /// Continues a stored session. If its last turn was cut off, the calls left
+    /// without a result get an error result and the model is told what happened.
+    pub fn resume(
+        agent: &Agent,
+        workspace: Workspace,
+        events: Vec<Event>,
+        sink: &dyn EventSink,
+    ) -> Result<Self, ResumeError> {
+        let Some(Event::Session { session_id, .. }) = events.first() else {
+            return Err(ResumeError::NoSessionEvent);
+        };
+        let test_command = agent
+            .config
+            .test_command
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .or_else(|| detect_test_command(workspace.root()));
+        let tool_ctx = ToolContext::new(workspace, agent.config.limits.clone());
+        let mut calls = std::collections::HashMap::new();
+        let mut pending: Vec<(String, String)> = Vec::new();
+        for event in &events {
+            match event {
+                Event::ToolCall {
+                    call_id,
+                    name,
+                    arguments,
+                } => {
+                    calls.insert(call_id.clone(), (name.clone(), arguments.clone()));
+                    pending.push((call_id.clone(), name.clone()));
+                }
+                Event::ToolResult {
+                    call_id, is_error, ..
+                } => {
+                    pending.retain(|(id, _)| id != call_id);
+                    if let Some((name, arguments)) = calls.get(call_id)
+                        && !is_error
+                        && READING_TOOLS.contains(&name.as_str())
+                        && let Some(path) = arguments.get("path").and_then(Value::as_str)
+                        && let Ok(resolved) = tool_ctx.workspace.resolve(path)
+                    {
+                        tool_ctx.mark_read(&resolved);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let interrupted = !matches!(events.last(), Some(Event::Done { .. }))
+            && events.iter().any(|e| matches!(e, Event::User { .. }));
+        let mut session = Self {
+            id: session_id.clone(),
+            tool_ctx,
+            test_command,
+            next_call: calls.len() as u64,
+            events,
+            sink_failure: None,
+        };
+        if interrupted {
+            for (call_id, name) in pending {
+                session.emit(
+                    sink,
+                    Event::ToolResult {
+                        call_id,
+                        name,
+                        output: "interrupted: keel stopped before this call finished; its effects are unknown".into(),
+                        is_error: true,
+                        duration_ms: 0,
+                    },
+                );
+            }
+            session.emit(
+                sink,
+                Event::Feedback {
+                    reason: FeedbackReason::Interrupted,
+                    content: "The previous turn was interrupted: keel was stopped before it finished. Check the state of the files before you continue.".into(),
+                },
+            );
+        }
+        Ok(session)
     }
 
     pub fn id(&self) -> &str {
@@ -131,6 +229,9 @@ impl Session {
     fn emit(&mut self, sink: &dyn EventSink, event: Event) {
         sink.emit(&event);
         self.events.push(event);
+        if self.sink_failure.is_none() {
+            self.sink_failure = sink.failure();
+        }
     }
 
     /// The request for the next model call, rebuilt from the events.
@@ -167,6 +268,16 @@ impl Session {
         let mut stall = StallDetector::default();
         let mut iterations = 0;
         let outcome = loop {
+            if let Some(message) = self.sink_failure.clone() {
+                self.emit(
+                    sink,
+                    Event::Error {
+                        kind: ErrorKind::Internal,
+                        message,
+                    },
+                );
+                break Outcome::Failed;
+            }
             if iterations >= agent.config.max_iterations {
                 break Outcome::MaxIterations;
             }

@@ -18,6 +18,40 @@ pub enum Command {
     Tool(ToolArgs),
     /// List the tools the model is offered.
     Tools(ToolsArgs),
+    /// Stored sessions: list, show, export, delete.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// Sessions, most recently active first.
+    List {
+        /// Only sessions of this workspace.
+        #[arg(long, short = 'w', value_name = "DIR")]
+        workspace: Option<PathBuf>,
+        /// At most this many sessions.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per session.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A readable transcript of a session.
+    Show {
+        /// Session id (or a unique prefix of it).
+        id: String,
+    },
+    /// A session's events as JSON Lines (the `keel run --json` format).
+    Export {
+        /// Session id (or a unique prefix of it).
+        id: String,
+    },
+    /// Delete a session and its events.
+    Delete {
+        /// Session id (or a unique prefix of it).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -45,6 +79,12 @@ pub struct RunArgs {
     /// Do not re-run the tests when the model says it is done.
     #[arg(long)]
     pub no_verify: bool,
+    /// Continue the stored session with this id (or unique id prefix).
+    #[arg(long, value_name = "ID", conflicts_with = "continue_last")]
+    pub resume: Option<String>,
+    /// Continue the most recent session of this workspace.
+    #[arg(long = "continue", short = 'c')]
+    pub continue_last: bool,
 }
 
 #[derive(Args, Debug)]

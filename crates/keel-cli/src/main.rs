@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod printer;
 mod run;
+mod sessions_cmd;
 mod tool_cmd;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Tool(args) => tool_cmd::call(args).await,
             Command::Tools(args) => tool_cmd::list(args),
+            Command::Sessions(command) => sessions_cmd::run(command),
         }
     });
     match result {

@@ -1,7 +1,5 @@
-//! Front-end sinks: the live transcript for people, JSON Lines for programs, and the
-//! session log under `$KEEL_HOME`.
+//! Front-end sinks: the live transcript for people and JSON Lines for programs.
 
-use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -22,19 +20,6 @@ impl EventSink for JsonLines {
     }
 }
 
-/// Appends every event to a JSON Lines file (the session log).
-pub struct LogFile(pub Mutex<File>);
-
-impl EventSink for LogFile {
-    fn emit(&self, event: &Event) {
-        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(mut line) = serde_json::to_vec(event) {
-            line.push(b'\n');
-            let _ = file.write_all(&line);
-        }
-    }
-}
-
 /// Sends each event to several sinks.
 pub struct Tee(pub Vec<Box<dyn EventSink>>);
 
@@ -44,12 +29,18 @@ impl EventSink for Tee {
             sink.emit(event);
         }
     }
+
+    fn failure(&self) -> Option<String> {
+        self.0.iter().find_map(|sink| sink.failure())
+    }
 }
 
 /// The readable live transcript: streamed text, tool calls and shortened results,
 /// the outcome. Colours only on a terminal (and never with `NO_COLOR`).
 pub struct Transcript {
     colour: bool,
+    /// Also print the user's messages (when showing a stored session).
+    user_messages: bool,
     /// Whether the cursor is at the start of a line.
     at_line_start: Mutex<bool>,
 }
@@ -61,8 +52,14 @@ impl Transcript {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Self {
             colour,
+            user_messages: false,
             at_line_start: Mutex::new(true),
         }
+    }
+
+    pub fn with_user_messages(mut self) -> Self {
+        self.user_messages = true;
+        self
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -153,6 +150,9 @@ impl EventSink for Transcript {
                 &format!("keel · session {session_id} · {model} · {workspace}"),
             )),
             Event::Delta { text } => self.write(text),
+            Event::User { content } if self.user_messages => {
+                self.line(&self.paint("1", &format!("› {content}")))
+            }
             Event::ToolCall {
                 name, arguments, ..
             } => {

@@ -1,18 +1,19 @@
 //! `keel run`: one task, streamed, with an exit code that says how it ended.
 
-use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use keel_agent::{Agent, EventSink, Session};
-use keel_protocol::Outcome;
+use keel_protocol::{Event, Outcome};
+use keel_store::Store;
 use keel_tools::{ToolRegistry, Workspace};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
 use crate::config::{self, Layer};
-use crate::printer::{JsonLines, LogFile, Tee, Transcript};
+use crate::printer::{JsonLines, Tee, Transcript};
+use crate::sessions_cmd::open_store;
 
 pub fn exit_code(outcome: Outcome) -> u8 {
     match outcome {
@@ -35,7 +36,32 @@ pub fn workspace_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 }
 
 pub async fn run(args: RunArgs) -> Result<u8> {
-    let dir = workspace_dir(args.workspace)?;
+    let store = Arc::new(open_store()?);
+    // A resumed session carries its workspace; otherwise it is the flag or the cwd.
+    let stored = match (&args.resume, args.continue_last) {
+        (Some(id), _) => {
+            let id = store.resolve(id)?;
+            Some(store.events(&id)?)
+        }
+        (None, true) => {
+            let dir = workspace_dir(args.workspace.clone())?;
+            let root = dir
+                .canonicalize()
+                .with_context(|| format!("cannot open workspace {}", dir.display()))?;
+            let last = store
+                .sessions(Some(&root.display().to_string()), 1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("no earlier session in {} to continue", root.display()))?;
+            Some(store.events(&last.id)?)
+        }
+        (None, false) => None,
+    };
+    let stored_workspace = stored.as_ref().and_then(|events| match events.first() {
+        Some(Event::Session { workspace, .. }) => Some(PathBuf::from(workspace)),
+        _ => None,
+    });
+    let dir = workspace_dir(args.workspace.or(stored_workspace))?;
     let flags = Layer {
         model: args.model,
         max_iterations: args.max_iterations,
@@ -64,8 +90,11 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     } else {
         Box::new(Transcript::new())
     };
-    let log = SessionLog::default();
-    let sink = Tee(vec![printer, Box::new(log.clone())]);
+    let session_id = stored.as_ref().and_then(|events| match events.first() {
+        Some(Event::Session { session_id, .. }) => Some(session_id.clone()),
+        _ => None,
+    });
+    let sink = Tee(vec![printer, Box::new(StoreSink::new(store, session_id))]);
 
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
@@ -79,49 +108,54 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         }
     });
 
-    let mut session = Session::start(&agent, workspace, &sink);
-    log.open(session.id(), session.events());
+    let mut session = match stored {
+        Some(events) => Session::resume(&agent, workspace, events, &sink)?,
+        None => Session::start(&agent, workspace, &sink),
+    };
     let summary = session.run_turn(&agent, &args.task, &sink, &cancel).await;
     Ok(exit_code(summary.outcome))
 }
 
-/// The session's events as JSON Lines under `$KEEL_HOME/sessions/`. The log is
-/// opened once the session id is known; events before that are written then.
-#[derive(Clone, Default)]
-struct SessionLog(std::sync::Arc<Mutex<Option<LogFile>>>);
+/// Appends every event to the store as it happens. After the first failed write it
+/// stops (so the stored history stays a consistent prefix) and reports the fault,
+/// which ends the turn with an `error` event.
+struct StoreSink {
+    store: Arc<Store>,
+    session_id: Mutex<Option<String>>,
+    failure: Mutex<Option<String>>,
+}
 
-impl SessionLog {
-    fn open(&self, session_id: &str, earlier: &[keel_protocol::Event]) {
-        let Some(home) = config::keel_home() else {
-            return;
-        };
-        let dir = home.join("sessions");
-        let file = std::fs::create_dir_all(&dir).and_then(|_| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{session_id}.jsonl")))
-        });
-        match file {
-            Ok(file) => {
-                let log = LogFile(Mutex::new(file));
-                for event in earlier {
-                    log.emit(event);
-                }
-                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(log);
-            }
-            Err(e) => eprintln!(
-                "keel: warning: cannot write the session log in {}: {e}",
-                dir.display()
-            ),
+impl StoreSink {
+    fn new(store: Arc<Store>, session_id: Option<String>) -> Self {
+        Self {
+            store,
+            session_id: Mutex::new(session_id),
+            failure: Mutex::new(None),
         }
     }
 }
 
-impl EventSink for SessionLog {
-    fn emit(&self, event: &keel_protocol::Event) {
-        if let Some(log) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            log.emit(event);
+impl EventSink for StoreSink {
+    fn emit(&self, event: &Event) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_some() {
+            return;
         }
+        let mut id = self.session_id.lock().unwrap_or_else(|e| e.into_inner());
+        if let Event::Session { session_id, .. } = event {
+            *id = Some(session_id.clone());
+        }
+        if let Some(id) = id.as_deref()
+            && let Err(e) = self.store.append(id, event)
+        {
+            *failure = Some(format!("{e} (in {})", self.store.path().display()));
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

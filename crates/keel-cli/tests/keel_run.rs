@@ -160,15 +160,19 @@ fn python_trajectory_reads_edits_and_is_verified() {
     let response = events.iter().find(|e| e["type"] == "response").unwrap();
     assert_eq!(response["content"], "Fixed add().");
 
-    // The session log under $KEEL_HOME holds the same events.
+    // The store under $KEEL_HOME holds the same events.
     let session_id = events[0]["session_id"].as_str().unwrap();
-    let log = std::fs::read_to_string(
-        env.home
-            .path()
-            .join(format!("data/sessions/{session_id}.jsonl")),
-    )
-    .unwrap();
-    assert_eq!(log.lines().count(), events.len());
+    let export = env
+        .keel()
+        .args(["sessions", "export", session_id])
+        .output()
+        .unwrap();
+    let stored: Vec<Value> = String::from_utf8(export.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(stored, events);
 }
 
 #[test]

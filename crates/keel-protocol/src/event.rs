@@ -59,6 +59,8 @@ pub enum FeedbackReason {
     TestsFailed,
     /// The model is repeating itself or making no progress.
     Stall,
+    /// The previous turn was cut off (keel was killed) and the session is resumed.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("no memory {0} in this project")]
+    UnknownMemory(i64),
     #[error("no session `{0}`")]
     UnknownSession(String),
     #[error("session id `{prefix}` is ambiguous: it starts {count} sessions")]

@@ -26,6 +26,38 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (session_id, seq)
     ) WITHOUT ROWID;",
+    // 2: project memory — facts and change log, full-text indexed, with the content
+    // hashes of the files each memory names.
+    "CREATE TABLE memories (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('fact', 'change')),
+        text TEXT NOT NULL,
+        session_id TEXT,
+        request TEXT,
+        outcome TEXT,
+        summary TEXT,
+        created_at INTEGER NOT NULL,
+        stale INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX memories_by_project ON memories (project, kind, created_at);
+    CREATE TABLE memory_files (
+        memory_id INTEGER NOT NULL REFERENCES memories (id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        hash TEXT,
+        added INTEGER,
+        removed INTEGER,
+        PRIMARY KEY (memory_id, path)
+    );
+    CREATE VIRTUAL TABLE memories_fts USING fts5 (
+        text, content = 'memories', content_rowid = 'id', tokenize = 'porter unicode61'
+    );
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;",
 ];
 
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -83,7 +83,7 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -93,7 +93,7 @@ impl Store {
         let data = serde_json::to_string(event).map_err(|e| StoreError::Write(e.to_string()))?;
         let now = now_ms();
         let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
-        let mut conn = self.conn();
+        let mut conn = self.connection();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(write)?;
@@ -141,7 +141,7 @@ impl Store {
     /// The stored events of a session, as JSON lines (the `keel run --json` format).
     pub fn export(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
-        let conn = self.conn();
+        let conn = self.connection();
         let mut statement = conn
             .prepare_cached("SELECT data FROM events WHERE session_id = ?1 ORDER BY seq")
             .map_err(read)?;
@@ -171,7 +171,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<SessionInfo>, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
-        let conn = self.conn();
+        let conn = self.connection();
         let mut statement = conn
             .prepare_cached(
                 "SELECT id, workspace, model, started_at, updated_at, turns, outcome FROM sessions
@@ -198,7 +198,7 @@ impl Store {
     /// The full id of the session an id or unique id prefix names.
     pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
-        let conn = self.conn();
+        let conn = self.connection();
         let exact: Option<String> = conn
             .query_row("SELECT id FROM sessions WHERE id = ?1", [prefix], |r| {
                 r.get(0)
@@ -234,7 +234,7 @@ impl Store {
     pub fn delete(&self, session_id: &str) -> Result<(), StoreError> {
         let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
         let changed = self
-            .conn()
+            .connection()
             .execute("DELETE FROM sessions WHERE id = ?1", [session_id])
             .map_err(write)?;
         if changed == 0 {
@@ -245,7 +245,7 @@ impl Store {
 
     /// `PRAGMA integrity_check`: "ok" when the database is consistent.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.conn()
+        self.connection()
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| StoreError::Read(e.to_string()))
     }

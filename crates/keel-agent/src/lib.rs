@@ -1,9 +1,11 @@
 //! The agent loop: prompt assembly, tool execution, stall detection and verified
 //! completion, all expressed as a stream of [`keel_protocol::Event`]s.
 
+mod changes;
 mod config;
 mod context;
 mod detect;
+mod memory;
 mod prompt;
 mod session;
 mod stall;
@@ -11,5 +13,6 @@ mod stall;
 pub use config::AgentConfig;
 pub use context::project_context;
 pub use detect::detect_test_command;
+pub use memory::files_named_in;
 pub use prompt::system_prompt;
 pub use session::{Agent, EventSink, ResumeError, Session, TurnSummary};

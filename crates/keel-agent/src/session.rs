@@ -19,10 +19,13 @@ use keel_llm::{ChatRequest, ModelClient, ModelEvent, ToolProtocol, parse_lenient
 use keel_protocol::{
     ErrorKind, Event, FeedbackReason, Message, Outcome, ToolCall, ToolSpec, Usage, conversation,
 };
-use keel_tools::{ToolContext, ToolOutput, ToolRegistry, Workspace, exec};
+use keel_store::{NewChange, Store};
+use keel_tools::{ToolContext, ToolOutput, ToolRegistry, Workspace, exec, typed};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::changes::{ChangeTracker, describe};
+use crate::memory::{Recall, Remember, context_section, project_key};
 use crate::stall::{StallDetector, Verdict};
 use crate::{AgentConfig, detect_test_command, project_context, system_prompt};
 
@@ -55,6 +58,8 @@ pub struct Agent {
     /// Computed once: the same bytes for every request.
     system_prompt: String,
     tool_specs: Vec<ToolSpec>,
+    /// Project memory (change log, facts, recall), when a store is attached.
+    memory: Option<Arc<Store>>,
 }
 
 impl Agent {
@@ -67,7 +72,19 @@ impl Agent {
             config,
             system_prompt,
             tool_specs,
+            memory: None,
         }
+    }
+
+    /// Attaches project memory: the `remember` and `recall` tools, memories in the
+    /// session context, and a change-log entry for every turn that changes files.
+    pub fn with_memory(self, store: Arc<Store>) -> Self {
+        let mut tools = self.tools;
+        tools.register(typed(Remember(Arc::clone(&store))));
+        tools.register(typed(Recall(Arc::clone(&store))));
+        let mut agent = Agent::new(self.model, tools, self.config);
+        agent.memory = Some(store);
+        agent
     }
 
     pub fn config(&self) -> &AgentConfig {
@@ -105,7 +122,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session: emits `session` and the fixed project context.
+    /// Starts a session: emits `session`. The project context follows with the first
+    /// turn, whose task picks the memories it recalls.
     pub fn start(agent: &Agent, workspace: Workspace, sink: &dyn EventSink) -> Self {
         let test_command = agent
             .config
@@ -113,10 +131,10 @@ impl Session {
             .clone()
             .filter(|c| !c.trim().is_empty())
             .or_else(|| detect_test_command(workspace.root()));
-        let context = project_context(workspace.root(), test_command.as_deref());
+        let id = uuid::Uuid::now_v7().to_string();
         let mut session = Self {
-            id: uuid::Uuid::now_v7().to_string(),
-            tool_ctx: ToolContext::new(workspace, agent.config.limits.clone()),
+            tool_ctx: ToolContext::new(workspace, agent.config.limits.clone()).with_session(&id),
+            id,
             test_command,
             events: Vec::new(),
             next_call: 0,
@@ -130,7 +148,6 @@ impl Session {
                 model: agent.model.info().name,
             },
         );
-        session.emit(sink, Event::Context { content: context });
         session
     }
 
@@ -151,7 +168,8 @@ impl Session {
             .clone()
             .filter(|c| !c.trim().is_empty())
             .or_else(|| detect_test_command(workspace.root()));
-        let tool_ctx = ToolContext::new(workspace, agent.config.limits.clone());
+        let tool_ctx =
+            ToolContext::new(workspace, agent.config.limits.clone()).with_session(session_id);
         let mut calls = std::collections::HashMap::new();
         let mut pending: Vec<(String, String)> = Vec::new();
         for event in &events {
@@ -259,12 +277,26 @@ impl Session {
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) -> TurnSummary {
+        let root = self.tool_ctx.workspace.root().to_path_buf();
+        if !self
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Context { .. }))
+        {
+            let mut content = project_context(&root, self.test_command.as_deref());
+            if let Some(store) = &agent.memory {
+                content.push_str(&context_section(store, &root, message, &self.id));
+            }
+            self.emit(sink, Event::Context { content });
+        }
         self.emit(
             sink,
             Event::User {
                 content: message.to_string(),
             },
         );
+        let mut changes = agent.memory.as_ref().map(|_| ChangeTracker::start(&root));
+        let mut answer = String::new();
         let mut stall = StallDetector::default();
         let mut iterations = 0;
         let outcome = loop {
@@ -311,10 +343,12 @@ impl Session {
             let verdict = if calls.is_empty() {
                 match self.verify(agent, sink, cancel).await {
                     Verification::Passed => {
+                        answer = prose.clone();
                         self.emit(sink, Event::Response { content: prose });
                         break Outcome::Verified;
                     }
                     Verification::NotRun => {
+                        answer = prose.clone();
                         self.emit(sink, Event::Response { content: prose });
                         break Outcome::Completed;
                     }
@@ -331,7 +365,9 @@ impl Session {
                     }
                 }
             } else {
-                let outputs = self.execute(agent, &calls, sink, cancel).await;
+                let outputs = self
+                    .execute(agent, &calls, &mut changes, sink, cancel)
+                    .await;
                 if cancel.is_cancelled() {
                     break Outcome::Cancelled;
                 }
@@ -353,6 +389,26 @@ impl Session {
                 Verdict::Stalled => break Outcome::Stalled,
             }
         };
+        if let (Some(store), Some(changes)) = (&agent.memory, changes) {
+            let files = changes.finish(&root);
+            if !files.is_empty() {
+                let summary = if answer.trim().is_empty() {
+                    describe(&files)
+                } else {
+                    answer
+                };
+                // The events stay the record of the turn; a change log that cannot
+                // be written is not worth failing the turn for.
+                let _ = store.add_change(&NewChange {
+                    project: &project_key(&root),
+                    session_id: &self.id,
+                    request: message,
+                    outcome: outcome.as_str(),
+                    summary: &summary,
+                    files: &files,
+                });
+            }
+        }
         self.emit(
             sink,
             Event::Done {
@@ -502,6 +558,7 @@ impl Session {
         &mut self,
         agent: &Agent,
         calls: &[PendingCall],
+        changes: &mut Option<ChangeTracker>,
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) -> Vec<ToolOutput> {
@@ -516,6 +573,20 @@ impl Session {
                 index + 1
             };
             let group = &calls[index..end];
+            if let Some(tracker) = changes.as_mut() {
+                let workspace = &self.tool_ctx.workspace;
+                for call in group.iter().filter(|c| !agent.tools.is_read_only(&c.name)) {
+                    let path = call
+                        .arguments
+                        .as_ref()
+                        .ok()
+                        .and_then(|a| a.get("path"))
+                        .and_then(Value::as_str);
+                    if let Some(resolved) = path.and_then(|p| workspace.resolve(p).ok()) {
+                        tracker.before_write(workspace.root(), &workspace.display(&resolved));
+                    }
+                }
+            }
             for call in group {
                 self.emit(
                     sink,

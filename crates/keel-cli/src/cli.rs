@@ -21,6 +21,34 @@ pub enum Command {
     /// Stored sessions: list, show, export, delete.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Project memory: facts and the change log.
+    Memory(MemoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    /// The project [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR", global = true)]
+    pub workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: MemoryCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemoryCommand {
+    /// The project's memories, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Full-text search, best match first.
+    Search { query: String },
+    /// Keep a fact about the project.
+    Add { text: String },
+    /// Forget one memory.
+    Forget { id: i64 },
+    /// Re-check every memory's files and mark the changed ones possibly stale.
+    Reindex,
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod memory_cmd;
 mod printer;
 mod run;
 mod sessions_cmd;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             Command::Tool(args) => tool_cmd::call(args).await,
             Command::Tools(args) => tool_cmd::list(args),
             Command::Sessions(command) => sessions_cmd::run(command),
+            Command::Memory(args) => memory_cmd::run(args),
         }
     });
     match result {

@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let client = keel_llm::connect(&model)?;
     let workspace =
         Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
-    let agent = Agent::new(client, ToolRegistry::builtin(), config);
+    let agent = Agent::new(client, ToolRegistry::builtin(), config).with_memory(Arc::clone(&store));
 
     let printer: Box<dyn EventSink> = if args.json {
         Box::new(JsonLines)

@@ -43,6 +43,8 @@ impl Default for Limits {
 pub struct ToolContext {
     pub workspace: Workspace,
     pub limits: Limits,
+    /// The session the calls belong to, when there is one.
+    pub session_id: Option<String>,
     read_files: Mutex<HashSet<PathBuf>>,
 }
 
@@ -51,8 +53,14 @@ impl ToolContext {
         Self {
             workspace,
             limits,
+            session_id: None,
             read_files: Mutex::new(HashSet::new()),
         }
+    }
+
+    pub fn with_session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_string());
+        self
     }
 
     /// Records that the agent has seen (or written) this file's current content.

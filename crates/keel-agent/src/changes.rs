@@ -1,0 +1,195 @@
+//! What a turn changed in the workspace: a snapshot of file sizes and modification
+//! times before and after the turn (so changes made through `bash` count too), and
+//! the content of files before the agent's own write/edit calls touched them, for
+//! line statistics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::SystemTime;
+
+use keel_store::{FileRef, content_hash};
+
+/// Files looked at by one snapshot; beyond this a change may go unnoticed.
+const SNAPSHOT_FILES: usize = 20_000;
+/// Content kept for line statistics only below this size.
+const CONTENT_BYTES: u64 = 1024 * 1024;
+
+type Snapshot = HashMap<String, (u64, Option<SystemTime>)>;
+
+pub(crate) struct ChangeTracker {
+    before: Snapshot,
+    /// Content before the first write/edit of the turn (`None`: did not exist).
+    contents: HashMap<String, Option<String>>,
+}
+
+fn snapshot(root: &Path) -> Snapshot {
+    let mut files = Snapshot::new();
+    let walk = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walk
+        .flatten()
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+    {
+        if files.len() >= SNAPSHOT_FILES {
+            break;
+        }
+        if let (Ok(relative), Ok(meta)) = (entry.path().strip_prefix(root), entry.metadata()) {
+            files.insert(
+                relative.display().to_string(),
+                (meta.len(), meta.modified().ok()),
+            );
+        }
+    }
+    files
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > CONTENT_BYTES {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// Lines added and removed, counted as a multiset difference of lines.
+fn line_stats(before: &str, after: &str) -> (i64, i64) {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for line in before.lines() {
+        *counts.entry(line).or_default() += 1;
+    }
+    let mut added = 0;
+    for line in after.lines() {
+        match counts.get_mut(line) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => added += 1,
+        }
+    }
+    let removed = counts.values().sum();
+    (added, removed)
+}
+
+impl ChangeTracker {
+    pub(crate) fn start(root: &Path) -> Self {
+        Self {
+            before: snapshot(root),
+            contents: HashMap::new(),
+        }
+    }
+
+    /// Called before a call that may write `relative` (a path inside the root).
+    pub(crate) fn before_write(&mut self, root: &Path, relative: &str) {
+        if !self.contents.contains_key(relative) {
+            self.contents
+                .insert(relative.to_string(), read_small(&root.join(relative)));
+        }
+    }
+
+    /// The files that differ from the start of the turn.
+    pub(crate) fn finish(self, root: &Path) -> Vec<FileRef> {
+        let after = snapshot(root);
+        let mut changed: BTreeMap<String, FileRef> = BTreeMap::new();
+        let paths = self
+            .before
+            .keys()
+            .chain(after.keys())
+            .chain(self.contents.keys());
+        for path in paths {
+            if changed.contains_key(path) {
+                continue;
+            }
+            let now = std::fs::read(root.join(path)).ok();
+            let differs = match (self.before.get(path), after.get(path)) {
+                (Some(b), Some(a)) => b != a,
+                (None, None) => false,
+                _ => true,
+            };
+            let known_before = self.contents.get(path);
+            let content_differs = match known_before {
+                Some(old) => old.as_deref().map(str::as_bytes) != now.as_deref(),
+                None => false,
+            };
+            if !differs && !content_differs {
+                continue;
+            }
+            let now_text = now.as_deref().map(String::from_utf8_lossy);
+            let old_text = match known_before {
+                Some(old) => Some(old.clone().unwrap_or_default()),
+                None if !self.before.contains_key(path) => Some(String::new()),
+                None => None,
+            };
+            let (added, removed) = match (&old_text, &now_text) {
+                (Some(old), Some(new)) => {
+                    let (a, r) = line_stats(old, new);
+                    (Some(a), Some(r))
+                }
+                (Some(old), None) => (Some(0), Some(old.lines().count() as i64)),
+                _ => (None, None),
+            };
+            if old_text.as_deref() == Some("") && now.is_none() {
+                continue; // created and deleted within the turn
+            }
+            changed.insert(
+                path.clone(),
+                FileRef {
+                    path: path.clone(),
+                    hash: now.as_deref().map(content_hash),
+                    added,
+                    removed,
+                },
+            );
+        }
+        changed.into_values().collect()
+    }
+}
+
+/// A summary built from the changes alone, for when the model gives none.
+pub(crate) fn describe(files: &[FileRef]) -> String {
+    let parts: Vec<String> = files
+        .iter()
+        .map(|f| match (&f.hash, f.added, f.removed) {
+            (None, _, _) => format!("deleted {}", f.path),
+            (Some(_), Some(a), Some(0)) if a > 0 => format!("wrote {} (+{a})", f.path),
+            (Some(_), Some(a), Some(r)) => format!("edited {} (+{a} -{r})", f.path),
+            _ => format!("changed {}", f.path),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_stats_count_added_and_removed_lines() {
+        assert_eq!(line_stats("a\nb\nc\n", "a\nB\nc\nd\n"), (2, 1));
+        assert_eq!(line_stats("", "x\n"), (1, 0));
+        assert_eq!(line_stats("x\nx\n", "x\n"), (0, 1));
+    }
+
+    #[test]
+    fn tracks_tool_and_shell_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("keep.txt"), "same\n").unwrap();
+        std::fs::write(root.join("edit.py"), "a\nb\n").unwrap();
+        std::fs::write(root.join("gone.txt"), "x\n").unwrap();
+        let mut tracker = ChangeTracker::start(root);
+        tracker.before_write(root, "edit.py");
+        tracker.before_write(root, "new/file.py");
+        std::fs::write(root.join("edit.py"), "a\nc\n").unwrap();
+        std::fs::create_dir_all(root.join("new")).unwrap();
+        std::fs::write(root.join("new/file.py"), "1\n2\n").unwrap();
+        std::fs::remove_file(root.join("gone.txt")).unwrap();
+        std::fs::write(root.join("by_shell.log"), "out\n").unwrap();
+        let changes = tracker.finish(root);
+        let summary = describe(&changes);
+        assert_eq!(
+            summary,
+            "wrote by_shell.log (+1), edited edit.py (+1 -1), deleted gone.txt, wrote new/file.py (+2)"
+        );
+    }
+}

@@ -7,8 +7,10 @@ figures are ratios that survive a noisy shared machine.
             median), i.e. wall time minus the time the tools themselves ran
   grep      the `grep` tool against `rg` over a generated tree of 20,000 files
             (goal <= 1.2x rg's time)
+  store     event append rate (goal >= 20k/s), recall over 100k memories (goal
+            <= 10 ms median), `sessions list` over 10k sessions (goal <= 100 ms)
 
-Usage: bench/run.py [startup|overhead|grep|all] [--keel PATH] [--runs N]
+Usage: bench/run.py [startup|overhead|grep|store|all] [--keel PATH] [--runs N]
 Results are printed and written to bench/out/results.json.
 """
 
@@ -153,9 +155,18 @@ def bench_grep(keel, runs):
     }
 
 
+def bench_store(keel, runs):
+    """The store's own figures, from its benchmark program (release build)."""
+    out = subprocess.run(
+        ["cargo", "run", "-q", "--release", "-p", "keel-store", "--example", "store_bench"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE,
+    ).stdout
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="?", default="all", choices=["startup", "overhead", "grep", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=["startup", "overhead", "grep", "store", "all"])
     parser.add_argument("--keel", default=str(ROOT / "target" / "release" / "keel"))
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
@@ -164,7 +175,7 @@ def main():
     if shutil.which("rg") is None:
         raise SystemExit("ripgrep (rg) is needed: KEEL_SETUP_BENCH=1 scripts/setup.sh")
     results = {}
-    for name, fn in [("startup", bench_startup), ("overhead", bench_overhead), ("grep", bench_grep)]:
+    for name, fn in [("startup", bench_startup), ("overhead", bench_overhead), ("grep", bench_grep), ("store", bench_store)]:
         if args.which in (name, "all"):
             results[name] = fn(args.keel, args.runs)
             print(name, json.dumps(results[name], indent=2), flush=True)

@@ -9,5 +9,5 @@ mod schema;
 mod sessions;
 
 pub use error::StoreError;
-pub use memory::{FileRef, Memory, MemoryKind, NewChange, content_hash, file_hash};
+pub use memory::{FileRef, Memory, MemoryKind, NewChange, RECENT_WINDOW, content_hash, file_hash};
 pub use sessions::{SessionInfo, Store};

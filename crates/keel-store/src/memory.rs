@@ -78,13 +78,25 @@ pub fn file_hash(root: &Path, relative: &str) -> Option<String> {
         .map(|b| content_hash(&b))
 }
 
-/// Turns free text into an FTS5 query: its words, quoted, joined with OR.
+/// Memories (newest first) that a search scores before it looks further back.
+pub const RECENT_WINDOW: i64 = 20_000;
+
+/// Words that carry no meaning for recall; matching them only costs time.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "all", "an", "and", "are", "as", "at", "be", "by", "can", "did", "do", "does",
+    "for", "from", "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on",
+    "or", "our", "that", "the", "this", "to", "was", "we", "were", "what", "when", "where",
+    "which", "who", "why", "with", "you",
+];
+
+/// Turns free text into an FTS5 query: its meaningful words, quoted, joined with OR.
 fn fts_query(text: &str) -> Option<String> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 2 && !STOPWORDS.contains(&w.as_str()))
         .take(32)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .map(|w| format!("\"{w}\""))
         .collect();
     (!words.is_empty()).then(|| words.join(" OR "))
 }
@@ -250,6 +262,10 @@ impl Store {
     }
 
     /// Full-text search over a project's memories, best match first (BM25).
+    ///
+    /// Scoring costs time for every matching memory, so the most recent
+    /// [`RECENT_WINDOW`] memories are searched first; older ones only when those do
+    /// not give `limit` results.
     pub fn search(
         &self,
         project: &str,
@@ -259,14 +275,26 @@ impl Store {
         let Some(fts) = fts_query(query) else {
             return Ok(Vec::new());
         };
-        self.query_memories(
-            &format!(
-                "SELECT {MEMORY_COLUMNS} FROM memories_fts f JOIN memories m ON m.id = f.rowid
-                 WHERE memories_fts MATCH ?1 AND m.project = ?2
-                 ORDER BY bm25(memories_fts), m.created_at DESC LIMIT ?3"
-            ),
-            params![fts, project, limit as i64],
-        )
+        let newest: i64 = self
+            .connection()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM memories", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| StoreError::Read(e.to_string()))?;
+        let window_start = newest - RECENT_WINDOW;
+        let sql = format!(
+            "SELECT {MEMORY_COLUMNS} FROM memories_fts f JOIN memories m ON m.id = f.rowid
+             WHERE memories_fts MATCH ?1 AND f.rowid > ?4 AND m.project = ?2
+             ORDER BY bm25(memories_fts), m.created_at DESC LIMIT ?3"
+        );
+        let recent = self.query_memories(
+            &sql,
+            params![fts, project, limit as i64, window_start.max(0)],
+        )?;
+        if recent.len() >= limit || window_start <= 0 {
+            return Ok(recent);
+        }
+        self.query_memories(&sql, params![fts, project, limit as i64, 0])
     }
 
     /// The change-log entries of the most recent session (other than `current`)
@@ -391,8 +419,8 @@ mod tests {
     #[test]
     fn queries_are_sanitised() {
         assert_eq!(
-            fts_query("what did we change?").unwrap(),
-            r#""what" OR "did" OR "we" OR "change""#
+            fts_query("what did we change in Auth?").unwrap(),
+            r#""change" OR "auth""#
         );
         assert_eq!(
             fts_query("\"); DROP TABLE x; --").unwrap(),

@@ -155,3 +155,20 @@ fn a_version_one_database_is_upgraded() {
     store.add_fact("/p", "upgraded", None, &[]).unwrap();
     assert_eq!(store.search("/p", "upgraded", 1).unwrap().len(), 1);
 }
+
+#[test]
+fn search_looks_past_the_recent_window_when_it_finds_too_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("keel.db")).unwrap();
+    store
+        .add_fact("/p", "the flux capacitor lives in src/time.rs", None, &[])
+        .unwrap();
+    for i in 0..keel_store::RECENT_WINDOW + 1 {
+        store
+            .add_fact("/p", &format!("unrelated note {i}"), None, &[])
+            .unwrap();
+    }
+    let found = store.search("/p", "flux capacitor", 5).unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].text.contains("flux capacitor"));
+}

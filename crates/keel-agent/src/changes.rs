@@ -3,7 +3,7 @@
 //! the content of files before the agent's own write/edit calls touched them, for
 //! line statistics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -91,26 +91,22 @@ impl ChangeTracker {
     pub(crate) fn finish(self, root: &Path) -> Vec<FileRef> {
         let after = snapshot(root);
         let mut changed: BTreeMap<String, FileRef> = BTreeMap::new();
-        let paths = self
+        let paths: BTreeSet<&String> = self
             .before
             .keys()
             .chain(after.keys())
-            .chain(self.contents.keys());
+            .chain(self.contents.keys())
+            .collect();
         for path in paths {
-            if changed.contains_key(path) {
+            let differs = self.before.get(path) != after.get(path);
+            let known_before = self.contents.get(path);
+            // Only files whose size or mtime moved, or that the agent wrote, are read.
+            if !differs && known_before.is_none() {
                 continue;
             }
             let now = std::fs::read(root.join(path)).ok();
-            let differs = match (self.before.get(path), after.get(path)) {
-                (Some(b), Some(a)) => b != a,
-                (None, None) => false,
-                _ => true,
-            };
-            let known_before = self.contents.get(path);
-            let content_differs = match known_before {
-                Some(old) => old.as_deref().map(str::as_bytes) != now.as_deref(),
-                None => false,
-            };
+            let content_differs =
+                known_before.is_some_and(|old| old.as_deref().map(str::as_bytes) != now.as_deref());
             if !differs && !content_differs {
                 continue;
             }

@@ -24,11 +24,7 @@ pub(crate) struct ChangeTracker {
 
 fn snapshot(root: &Path) -> Snapshot {
     let mut files = Snapshot::new();
-    let walk = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
+    let walk = keel_tools::walker(root).build();
     for entry in walk
         .flatten()
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))

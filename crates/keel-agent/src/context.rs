@@ -46,10 +46,7 @@ pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
 
 fn list_files(root: &Path) -> (Vec<String>, bool) {
     let mut files = Vec::new();
-    let walk = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
+    let walk = keel_tools::walker(root)
         .sort_by_file_name(|a, b| a.cmp(b))
         .build();
     for entry in walk.flatten() {

@@ -18,4 +18,4 @@ pub use error::ToolError;
 pub use output::CappedOutput;
 pub use registry::ToolRegistry;
 pub use tool::{Tool, ToolOutput, TypedTool, signature, typed};
-pub use workspace::Workspace;
+pub use workspace::{Workspace, walker};

@@ -66,6 +66,18 @@ impl Workspace {
     }
 }
 
+/// How keel walks a project: `.gitignore`-aware (even outside a git repository),
+/// hidden files included, `.git` itself never. Used by `glob`, `grep`, the project
+/// context and change tracking, so they all see the same files.
+pub fn walker(base: &Path) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(base);
+    builder
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|entry| entry.file_name() != ".git");
+    builder
+}
+
 /// Resolves every symlink in an absolute path, including a dangling final one.
 /// Components that do not exist are taken literally. `None` on a symlink loop.
 fn real_path(path: &Path) -> Option<PathBuf> {

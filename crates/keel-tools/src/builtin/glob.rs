@@ -49,7 +49,7 @@ impl TypedTool for Glob {
         let by_name = !pattern.contains('/');
 
         let mut found: Vec<(SystemTime, String)> = Vec::new();
-        for entry in super::walker(&base).build().flatten() {
+        for entry in crate::walker(&base).build().flatten() {
             if !entry
                 .file_type()
                 .is_some_and(|t| t.is_file() || t.is_symlink())

@@ -117,7 +117,7 @@ struct Search {
 impl Search {
     fn run(&self, base: &Path) {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        super::walker(base)
+        crate::walker(base)
             .threads(threads)
             .build_parallel()
             .run(|| {

@@ -74,13 +74,3 @@ pub(crate) fn read_text(
         ))
     })
 }
-
-/// A `.gitignore`-aware walk that includes hidden files but never `.git` itself.
-pub(crate) fn walker(base: &std::path::Path) -> ignore::WalkBuilder {
-    let mut builder = ignore::WalkBuilder::new(base);
-    builder
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|entry| entry.file_name() != ".git");
-    builder
-}

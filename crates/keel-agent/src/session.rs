@@ -87,12 +87,13 @@ impl Agent {
         agent
     }
 
-    pub fn config(&self) -> &AgentConfig {
-        &self.config
-    }
-
-    pub fn system_prompt(&self) -> &str {
-        &self.system_prompt
+    /// The configured test command, else the one detected in the project.
+    fn test_command(&self, root: &std::path::Path) -> Option<String> {
+        self.config
+            .test_command
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .or_else(|| detect_test_command(root))
     }
 }
 
@@ -125,12 +126,7 @@ impl Session {
     /// Starts a session: emits `session`. The project context follows with the first
     /// turn, whose task picks the memories it recalls.
     pub fn start(agent: &Agent, workspace: Workspace, sink: &dyn EventSink) -> Self {
-        let test_command = agent
-            .config
-            .test_command
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-            .or_else(|| detect_test_command(workspace.root()));
+        let test_command = agent.test_command(workspace.root());
         let id = uuid::Uuid::now_v7().to_string();
         let mut session = Self {
             tool_ctx: ToolContext::new(workspace, agent.config.limits.clone()).with_session(&id),
@@ -162,12 +158,7 @@ impl Session {
         let Some(Event::Session { session_id, .. }) = events.first() else {
             return Err(ResumeError::NoSessionEvent);
         };
-        let test_command = agent
-            .config
-            .test_command
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-            .or_else(|| detect_test_command(workspace.root()));
+        let test_command = agent.test_command(workspace.root());
         let tool_ctx =
             ToolContext::new(workspace, agent.config.limits.clone()).with_session(session_id);
         let mut calls = std::collections::HashMap::new();
@@ -238,10 +229,6 @@ impl Session {
 
     pub fn events(&self) -> &[Event] {
         &self.events
-    }
-
-    pub fn test_command(&self) -> Option<&str> {
-        self.test_command.as_deref()
     }
 
     fn emit(&mut self, sink: &dyn EventSink, event: Event) {

@@ -57,10 +57,14 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         }
         (None, false) => None,
     };
-    let stored_workspace = stored.as_ref().and_then(|events| match events.first() {
-        Some(Event::Session { workspace, .. }) => Some(PathBuf::from(workspace)),
-        _ => None,
-    });
+    let (session_id, stored_workspace) = match stored.as_ref().and_then(|events| events.first()) {
+        Some(Event::Session {
+            session_id,
+            workspace,
+            ..
+        }) => (Some(session_id.clone()), Some(PathBuf::from(workspace))),
+        _ => (None, None),
+    };
     let dir = workspace_dir(args.workspace.or(stored_workspace))?;
     let flags = Layer {
         model: args.model,
@@ -90,10 +94,6 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     } else {
         Box::new(Transcript::new())
     };
-    let session_id = stored.as_ref().and_then(|events| match events.first() {
-        Some(Event::Session { session_id, .. }) => Some(session_id.clone()),
-        _ => None,
-    });
     let sink = Tee(vec![printer, Box::new(StoreSink::new(store, session_id))]);
 
     let cancel = CancellationToken::new();

@@ -332,33 +332,11 @@ impl Store {
             let conn = self.connection();
             let mut statement = conn
                 .prepare_cached(&format!(
-                    "SELECT m.project, {MEMORY_COLUMNS} FROM memories m WHERE ?1 IS NULL OR m.project = ?1 ORDER BY m.id"
+                    "SELECT {MEMORY_COLUMNS}, m.project FROM memories m WHERE ?1 IS NULL OR m.project = ?1 ORDER BY m.id"
                 ))
                 .map_err(read)?;
             statement
-                .query_map([project], |r| {
-                    let project: String = r.get(0)?;
-                    let kind: String = r.get(2)?;
-                    Ok((
-                        project,
-                        Memory {
-                            id: r.get(1)?,
-                            kind: if kind == "fact" {
-                                MemoryKind::Fact
-                            } else {
-                                MemoryKind::Change
-                            },
-                            text: r.get(3)?,
-                            session_id: r.get(4)?,
-                            request: r.get(5)?,
-                            outcome: r.get(6)?,
-                            summary: r.get(7)?,
-                            created_at: r.get(8)?,
-                            stale: r.get::<_, i64>(9)? != 0,
-                            files: Vec::new(),
-                        },
-                    ))
-                })
+                .query_map([project], |r| Ok((r.get(9)?, memory_row(r)?)))
                 .map_err(read)?
                 .collect::<Result<_, _>>()
                 .map_err(read)?

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use keel_agent::AgentConfig;
 use keel_llm::ToolProtocol;
+use keel_tools::Workspace;
 use serde::Deserialize;
 
 /// One layer; every field optional so layers can be merged. Unknown keys are
@@ -23,6 +24,8 @@ pub struct Layer {
     pub bash_max_timeout_secs: Option<u64>,
     pub tool_output_bytes: Option<usize>,
     pub max_tokens: Option<u32>,
+    /// Directories outside the workspace that the file tools may also touch.
+    pub allowed_roots: Option<Vec<PathBuf>>,
 }
 
 impl Layer {
@@ -38,6 +41,7 @@ impl Layer {
             bash_max_timeout_secs: self.bash_max_timeout_secs.or(base.bash_max_timeout_secs),
             tool_output_bytes: self.tool_output_bytes.or(base.tool_output_bytes),
             max_tokens: self.max_tokens.or(base.max_tokens),
+            allowed_roots: self.allowed_roots.or(base.allowed_roots),
         }
     }
 
@@ -97,8 +101,16 @@ pub fn keel_home() -> Option<PathBuf> {
     Some(base.join("keel"))
 }
 
+/// The merged configuration of one run.
+pub struct Settings {
+    pub model: Option<String>,
+    pub agent: AgentConfig,
+    /// The workspace, widened by the configured `allowed_roots`.
+    pub workspace: Workspace,
+}
+
 /// The merged configuration for a workspace, with `flags` as the top layer.
-pub fn load(workspace: &Path, flags: Layer) -> Result<(Option<String>, AgentConfig)> {
+pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
     let user = match user_config_path() {
         Some(path) => Layer::from_file(&path)?,
         None => Layer::default(),
@@ -133,5 +145,16 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<(Option<String>, AgentConf
         config.limits.output_bytes = bytes.max(1024);
     }
     config.max_tokens = merged.max_tokens;
-    Ok((merged.model, config))
+    let mut root = Workspace::new(workspace)
+        .with_context(|| format!("cannot open workspace {}", workspace.display()))?;
+    for extra in merged.allowed_roots.unwrap_or_default() {
+        root = root
+            .allow(&extra)
+            .with_context(|| format!("cannot use allowed root {}", extra.display()))?;
+    }
+    Ok(Settings {
+        model: merged.model,
+        agent: config,
+        workspace: root,
+    })
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use keel_agent::{Agent, EventSink, Session};
 use keel_protocol::{Event, Outcome};
 use keel_store::Store;
-use keel_tools::{ToolRegistry, Workspace};
+use keel_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -78,15 +78,17 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         verify: args.no_verify.then_some(false),
         ..Layer::default()
     };
-    let (model, config) = config::load(&dir, flags)?;
+    let config::Settings {
+        model,
+        agent: config,
+        workspace,
+    } = config::load(&dir, flags)?;
     let model = model.ok_or_else(|| {
         anyhow!(
             "no model configured: pass --model SPEC (e.g. --model replay:script.jsonl), set KEEL_MODEL, or set `model` in ~/.config/keel/config.toml"
         )
     })?;
     let client = keel_llm::connect(&model)?;
-    let workspace =
-        Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
     let agent = Agent::new(client, ToolRegistry::builtin(), config).with_memory(Arc::clone(&store));
 
     let printer: Box<dyn EventSink> = if args.json {
@@ -94,7 +96,8 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     } else {
         Box::new(Transcript::new())
     };
-    let sink = Tee(vec![printer, Box::new(StoreSink::new(store, session_id))]);
+    // The store first: whatever was printed has been stored.
+    let sink = Tee(vec![Box::new(StoreSink::new(store, session_id)), printer]);
 
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();

@@ -1,7 +1,7 @@
 //! `keel tool` and `keel tools`: the tools without a model.
 
 use anyhow::{Context, Result};
-use keel_tools::{ToolContext, ToolRegistry, Workspace};
+use keel_tools::{ToolContext, ToolRegistry};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ToolArgs, ToolsArgs};
@@ -12,10 +12,8 @@ pub async fn call(args: ToolArgs) -> Result<u8> {
     let dir = workspace_dir(args.workspace)?;
     let arguments: serde_json::Value =
         serde_json::from_str(&args.arguments).context("the arguments are not a JSON object")?;
-    let workspace =
-        Workspace::new(&dir).with_context(|| format!("cannot open workspace {}", dir.display()))?;
-    let (_, config) = config::load(&dir, Layer::default())?;
-    let ctx = ToolContext::new(workspace, config.limits);
+    let settings = config::load(&dir, Layer::default())?;
+    let ctx = ToolContext::new(settings.workspace, settings.agent.limits);
     let cancel = CancellationToken::new();
     let output = ToolRegistry::builtin()
         .call(&ctx, &args.name, arguments, &cancel)

@@ -454,3 +454,29 @@ fn version_and_tool_listing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn allowed_roots_widen_the_workspace_only_when_configured() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("spec.txt"), "shared spec\n").unwrap();
+    let path = shared.path().join("spec.txt");
+    let args = json!({"path": path.to_str().unwrap()}).to_string();
+    let out = env.keel().args(["tool", "read", &args]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outside the workspace"));
+    std::fs::create_dir_all(env.repo.path().join(".keel")).unwrap();
+    std::fs::write(
+        env.repo.path().join(".keel/config.toml"),
+        format!("allowed_roots = [{:?}]\n", shared.path().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = env.keel().args(["tool", "read", &args]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shared spec"));
+}

@@ -2,76 +2,30 @@
 //! repositories created in the test.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Env {
-    home: tempfile::TempDir,
-    repo: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new(files: &[(&str, &str)]) -> Self {
-        let env = Self {
-            home: tempfile::tempdir().unwrap(),
-            repo: tempfile::tempdir().unwrap(),
-        };
-        for (path, content) in files {
-            let full = env.repo.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, content).unwrap();
-        }
-        env
-    }
+use common::{Env, call, parse_lines};
 
-    fn script(&self, steps: &[Value]) -> PathBuf {
-        let path = self.home.path().join("script.jsonl");
-        let lines: Vec<String> = steps.iter().map(Value::to_string).collect();
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        path
-    }
-
-    fn keel(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-        command
-            .env("HOME", self.home.path())
-            .env("KEEL_HOME", self.home.path().join("data"))
-            .env("CARGO_TARGET_DIR", self.home.path().join("target"))
-            .env_remove("KEEL_MODEL")
-            .env_remove("KEEL_CONFIG")
-            .env_remove("KEEL_TEST_COMMAND")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .current_dir(self.repo.path())
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run_json(&self, script: &Path, extra: &[&str], task: &str) -> (Output, Vec<Value>) {
-        let output = self
-            .keel()
-            .arg("run")
-            .arg("--json")
-            .arg("--model")
-            .arg(format!("replay:{}", script.display()))
-            .args(extra)
-            .arg(task)
-            .output()
-            .unwrap();
-        let events = String::from_utf8(output.stdout.clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-            .collect();
-        (output, events)
-    }
-}
-
-fn call(name: &str, input: Value) -> String {
-    format!("<tool_call>\n<name>{name}</name>\n<input>{input}</input>\n</tool_call>")
+/// `keel run --json` (tests verified) with a replay script.
+fn run_json(env: &Env, script: &Path, extra: &[&str], task: &str) -> (Output, Vec<Value>) {
+    let output = env
+        .keel()
+        .arg("run")
+        .arg("--json")
+        .arg("--model")
+        .arg(format!("replay:{}", script.display()))
+        .args(extra)
+        .arg(task)
+        .output()
+        .unwrap();
+    let events = parse_lines(&output.stdout);
+    (output, events)
 }
 
 fn types(events: &[Value]) -> Vec<&str> {
@@ -99,13 +53,13 @@ fn python_repo() -> Env {
 #[test]
 fn python_trajectory_reads_edits_and_is_verified() {
     let env = python_repo();
-    let script = env.script(&[
+    let script = env.script("script.jsonl", &[
         json!({"content": format!("Let me look.\n{}", call("read", json!({"path": "calc.py"})))}),
         json!({"content": call("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}))}),
         json!({"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": "python3 -m pytest -q"}}]}),
         json!({"content": "Fixed add()."}),
     ]);
-    let (output, events) = env.run_json(&script, &[], "Fix the failing test");
+    let (output, events) = run_json(&env, &script, &[], "Fix the failing test");
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -181,9 +135,13 @@ fn finishing_without_fixing_gets_the_red_tests_back_and_is_never_verified() {
     let steps: Vec<Value> = (0..8)
         .map(|_| json!({"content": "All done, the bug is fixed."}))
         .collect();
-    let script = env.script(&steps);
-    let (output, events) =
-        env.run_json(&script, &["--max-iterations", "4"], "Fix the failing test");
+    let script = env.script("script.jsonl", &steps);
+    let (output, events) = run_json(
+        &env,
+        &script,
+        &["--max-iterations", "4"],
+        "Fix the failing test",
+    );
     assert_eq!(output.status.code(), Some(3));
     let outcome = done(&events)["outcome"].as_str().unwrap();
     assert!(
@@ -218,13 +176,13 @@ fn rust_trajectory_is_verified_by_cargo_test() {
             "pub fn is_even(n: u32) -> bool {\n    n % 2 == 1\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn four_is_even() {\n        assert!(super::is_even(4));\n    }\n}\n",
         ),
     ]);
-    let script = env.script(&[
+    let script = env.script("script.jsonl", &[
         json!({"content": "", "tool_calls": [{"name": "grep", "arguments": {"pattern": "fn is_even", "glob": "*.rs"}}]}),
         json!({"content": call("read", json!({"path": "src/lib.rs", "offset": 1, "limit": 3}))}),
         json!({"content": call("edit", json!({"path": "src/lib.rs", "old_string": "n % 2 == 1", "new_string": "n % 2 == 0"}))}),
         json!({"content": "is_even now checks for a zero remainder."}),
     ]);
-    let (output, events) = env.run_json(&script, &[], "make the test pass");
+    let (output, events) = run_json(&env, &script, &[], "make the test pass");
     assert_eq!(output.status.code(), Some(0), "{events:#?}");
     assert_eq!(done(&events)["outcome"], "verified");
     let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
@@ -240,8 +198,8 @@ fn rust_trajectory_is_verified_by_cargo_test() {
 #[test]
 fn a_project_without_tests_completes() {
     let env = Env::new(&[("notes.md", "hello\n")]);
-    let script = env.script(&[json!({"content": "Nothing to do."})]);
-    let (output, events) = env.run_json(&script, &[], "say hi");
+    let script = env.script("script.jsonl", &[json!({"content": "Nothing to do."})]);
+    let (output, events) = run_json(&env, &script, &[], "say hi");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(done(&events)["outcome"], "completed");
 }
@@ -249,8 +207,11 @@ fn a_project_without_tests_completes() {
 #[test]
 fn a_model_failure_exits_1_with_an_error_event() {
     let env = Env::new(&[("notes.md", "hello\n")]);
-    let script = env.script(&[json!({"content": call("read", json!({"path": "notes.md"}))})]);
-    let (output, events) = env.run_json(&script, &[], "read");
+    let script = env.script(
+        "script.jsonl",
+        &[json!({"content": call("read", json!({"path": "notes.md"}))})],
+    );
+    let (output, events) = run_json(&env, &script, &[], "read");
     assert_eq!(output.status.code(), Some(1));
     let error = events.iter().find(|e| e["type"] == "error").unwrap();
     assert_eq!(error["kind"], "model");
@@ -304,7 +265,7 @@ fn usage_errors_exit_2_with_a_message() {
 #[test]
 fn configuration_layers_apply() {
     let env = Env::new(&[("notes.md", "hello\n")]);
-    let script = env.script(&[json!({"content": "done"})]);
+    let script = env.script("script.jsonl", &[json!({"content": "done"})]);
     // The project config names the model and a (failing) test command.
     std::fs::create_dir_all(env.repo.path().join(".keel")).unwrap();
     std::fs::write(
@@ -361,10 +322,13 @@ fn configuration_layers_apply() {
 #[test]
 fn the_transcript_is_readable_and_plain_when_piped() {
     let env = python_repo();
-    let script = env.script(&[
-        json!({"content": format!("Reading.\n{}", call("read", json!({"path": "calc.py"})))}),
-        json!({"content": "Looks fine."}),
-    ]);
+    let script = env.script(
+        "script.jsonl",
+        &[
+            json!({"content": format!("Reading.\n{}", call("read", json!({"path": "calc.py"})))}),
+            json!({"content": "Looks fine."}),
+        ],
+    );
     let out = env
         .keel()
         .args(["run", "--no-verify", "--model"])
@@ -386,9 +350,10 @@ fn the_transcript_is_readable_and_plain_when_piped() {
 #[test]
 fn ctrl_c_stops_the_running_tool_and_exits_130() {
     let env = Env::new(&[("notes.md", "hello\n")]);
-    let script = env.script(&[
-        json!({"content": call("bash", json!({"command": "echo $$ > shell.pid; sleep 300"}))}),
-    ]);
+    let script = env.script(
+        "script.jsonl",
+        &[json!({"content": call("bash", json!({"command": "echo $$ > shell.pid; sleep 300"}))})],
+    );
     let mut child = env
         .keel()
         .args(["run", "--json", "--model"])

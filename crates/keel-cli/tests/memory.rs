@@ -1,73 +1,16 @@
 //! Project memory across separate `keel` processes.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 
-struct Env {
-    home: tempfile::TempDir,
-    repo: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new() -> Self {
-        let env = Self {
-            home: tempfile::tempdir().unwrap(),
-            repo: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(env.repo.path().join("src")).unwrap();
-        std::fs::write(
-            env.repo.path().join("src/auth.py"),
-            "def valid(token):\n    return True\n",
-        )
-        .unwrap();
-        env
-    }
+use common::{Env, call};
 
-    fn keel(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-        command
-            .env("HOME", self.home.path())
-            .env("KEEL_HOME", self.home.path().join("data"))
-            .env_remove("KEEL_MODEL")
-            .env_remove("KEEL_CONFIG")
-            .current_dir(self.repo.path())
-            .stdin(Stdio::null());
-        command
-    }
+const AUTH: &str = "def valid(token):\n    return True\n";
 
-    fn run(&self, name: &str, steps: &[Value], extra: &[&str], task: &str) -> Vec<Value> {
-        let script: PathBuf = self.home.path().join(name);
-        let lines: Vec<String> = steps.iter().map(Value::to_string).collect();
-        std::fs::write(&script, lines.join("\n") + "\n").unwrap();
-        let out = self
-            .keel()
-            .args(["run", "--json", "--no-verify", "--model"])
-            .arg(format!("replay:{}", script.display()))
-            .args(extra)
-            .arg(task)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn stdout(&self, args: &[&str]) -> String {
-        let out = self.keel().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "keel {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn call(name: &str, input: Value) -> String {
-    format!("<tool_call>\n<name>{name}</name>\n<input>{input}</input>\n</tool_call>")
+/// Runs a replay script given as steps; returns the events.
+fn run(env: &Env, name: &str, steps: &[Value], extra: &[&str], task: &str) -> Vec<Value> {
+    env.run(&env.script(name, steps), extra, task).1
 }
 
 fn result_of<'a>(events: &'a [Value], tool: &str) -> &'a str {
@@ -80,8 +23,9 @@ fn result_of<'a>(events: &'a [Value], tool: &str) -> &'a str {
 
 #[test]
 fn the_next_session_knows_what_the_last_one_changed() {
-    let env = Env::new();
-    let first = env.run(
+    let env = Env::new(&[("src/auth.py", AUTH)]);
+    let first = run(
+        &env,
         "one.jsonl",
         &[
             json!({"content": call("edit", json!({"path": "src/auth.py", "old_string": "return True", "new_string": "return not token.expired"}))}),
@@ -93,7 +37,8 @@ fn the_next_session_knows_what_the_last_one_changed() {
     assert_eq!(first.last().unwrap()["outcome"], "completed");
 
     // A new session in a new process.
-    let second = env.run(
+    let second = run(
+        &env,
         "two.jsonl",
         &[
             json!({"content": call("recall", json!({"query": "what did we change last session"}))}),
@@ -129,8 +74,9 @@ fn the_next_session_knows_what_the_last_one_changed() {
 
 #[test]
 fn a_turn_without_an_answer_still_gets_a_change_log_entry() {
-    let env = Env::new();
-    let events = env.run(
+    let env = Env::new(&[("src/auth.py", AUTH)]);
+    let events = run(
+        &env,
         "s.jsonl",
         &[
             json!({"content": call("bash", json!({"command": "printf 'x\\ny\\n' > notes.txt"}))}),
@@ -150,8 +96,9 @@ fn a_turn_without_an_answer_still_gets_a_change_log_entry() {
 
 #[test]
 fn facts_are_kept_recalled_flagged_stale_and_forgotten() {
-    let env = Env::new();
-    let events = env.run(
+    let env = Env::new(&[("src/auth.py", AUTH)]);
+    let events = run(
+        &env,
         "s.jsonl",
         &[
             json!({"content": call("remember", json!({"text": "token checks live in src/auth.py"}))}),

@@ -2,90 +2,17 @@
 //! --continue, a SIGKILL in the middle of a turn, and a full disk.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-struct Env {
-    home: tempfile::TempDir,
-    repo: tempfile::TempDir,
-}
+mod common;
 
-impl Env {
-    fn new() -> Self {
-        let env = Self {
-            home: tempfile::tempdir().unwrap(),
-            repo: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(env.repo.path().join("src")).unwrap();
-        std::fs::write(
-            env.repo.path().join("src/auth.py"),
-            "def valid(token):\n    return True\n",
-        )
-        .unwrap();
-        env
-    }
+use common::{Env, call, parse_lines};
 
-    fn script(&self, name: &str, steps: &[Value]) -> PathBuf {
-        let path = self.home.path().join(name);
-        let lines: Vec<String> = steps.iter().map(Value::to_string).collect();
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        path
-    }
-
-    fn keel(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keel"));
-        command
-            .env("HOME", self.home.path())
-            .env("KEEL_HOME", self.home.path().join("data"))
-            .env_remove("KEEL_MODEL")
-            .env_remove("KEEL_CONFIG")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_DATA_HOME")
-            .current_dir(self.repo.path())
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, script: &Path, extra: &[&str], task: &str) -> (Option<i32>, Vec<Value>) {
-        let out = self
-            .keel()
-            .args(["run", "--json", "--no-verify", "--model"])
-            .arg(format!("replay:{}", script.display()))
-            .args(extra)
-            .arg(task)
-            .output()
-            .unwrap();
-        (out.status.code(), parse_lines(&out.stdout))
-    }
-
-    fn stdout(&self, args: &[&str]) -> String {
-        let out = self.keel().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "keel {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn db(&self) -> PathBuf {
-        self.home.path().join("data/keel.db")
-    }
-}
-
-fn parse_lines(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
-fn call(name: &str, input: Value) -> String {
-    format!("<tool_call>\n<name>{name}</name>\n<input>{input}</input>\n</tool_call>")
-}
+const AUTH: &str = "def valid(token):\n    return True\n";
 
 fn integrity(db: &Path) -> String {
     let out = Command::new("python3")
@@ -101,7 +28,7 @@ fn integrity(db: &Path) -> String {
 
 #[test]
 fn sessions_are_listed_shown_exported_and_deleted() {
-    let env = Env::new();
+    let env = Env::new(&[("src/auth.py", AUTH)]);
     let script = env.script("s.jsonl", &[
         json!({"content": format!("Reading.\n{}", call("read", json!({"path": "src/auth.py"})))}),
         json!({"content": "It always returns True."}),
@@ -154,7 +81,7 @@ fn sessions_are_listed_shown_exported_and_deleted() {
 
 #[test]
 fn resume_and_continue_carry_the_whole_history() {
-    let env = Env::new();
+    let env = Env::new(&[("src/auth.py", AUTH)]);
     let first = env.script("first.jsonl", &[
         json!({"content": call("read", json!({"path": "src/auth.py"}))}),
         json!({"content": call("edit", json!({"path": "src/auth.py", "old_string": "return True", "new_string": "return token.expiry > now()"}))}),
@@ -224,7 +151,7 @@ fn resume_and_continue_carry_the_whole_history() {
 
 #[test]
 fn a_killed_run_loses_no_event_and_resumes_as_interrupted() {
-    let env = Env::new();
+    let env = Env::new(&[("src/auth.py", AUTH)]);
     let script = env.script("s.jsonl", &[
         json!({"content": format!("Looking.\n{}", call("read", json!({"path": "src/auth.py"})))}),
         json!({"content": call("bash", json!({"command": "echo $$ > shell.pid; echo working; sleep 300"}))}),
@@ -289,7 +216,7 @@ fn a_killed_run_loses_no_event_and_resumes_as_interrupted() {
 
 #[test]
 fn a_full_disk_ends_the_turn_with_an_error_and_keeps_what_was_stored() {
-    let env = Env::new();
+    let env = Env::new(&[("src/auth.py", AUTH)]);
     // Create the store first, so the limit below only hits this run's writes.
     env.stdout(&["sessions", "list"]);
     let steps: Vec<Value> = (0..60)
@@ -337,7 +264,7 @@ fn a_full_disk_ends_the_turn_with_an_error_and_keeps_what_was_stored() {
 
 #[test]
 fn a_corrupt_store_is_a_clear_error() {
-    let env = Env::new();
+    let env = Env::new(&[("src/auth.py", AUTH)]);
     std::fs::create_dir_all(env.db().parent().unwrap()).unwrap();
     std::fs::write(env.db(), vec![b'x'; 4096]).unwrap();
     let out = env.keel().args(["sessions", "list"]).output().unwrap();

@@ -89,7 +89,7 @@ pub struct RunArgs {
     /// Project directory the agent works in [default: current directory].
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workspace: Option<PathBuf>,
-    /// Model spec: replay:FILE, embedded:GGUF, openai:MODEL@URL or ollama:MODEL.
+    /// Model spec: replay:FILE (embedded:, openai: and ollama: are not in this build yet).
     #[arg(long, short = 'm', value_name = "SPEC")]
     pub model: Option<String>,
     /// Model requests per turn before giving up [default: 20].

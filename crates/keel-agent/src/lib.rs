@@ -7,12 +7,16 @@ mod context;
 mod detect;
 mod memory;
 mod prompt;
+mod repair;
 mod session;
 mod stall;
+mod window;
 
 pub use config::AgentConfig;
 pub use context::project_context;
 pub use detect::detect_test_command;
 pub use memory::files_named_in;
 pub use prompt::system_prompt;
+pub use repair::{call_schema, read_call};
 pub use session::{Agent, EventSink, ResumeError, Session, TurnSummary};
+pub use window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};

@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use keel_llm::{ChatRequest, ModelClient, ModelEvent, ToolProtocol, parse_lenient_json, xml};
+use keel_llm::{
+    ChatRequest, LlmError, ModelClient, ModelEvent, ToolProtocol, parse_lenient_json, xml,
+};
 use keel_protocol::{
     ErrorKind, Event, FeedbackReason, Message, Outcome, ToolCall, ToolSpec, Usage, conversation,
 };
@@ -26,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::changes::{ChangeTracker, describe};
 use crate::memory::{Recall, Remember, context_section, project_key};
+use crate::repair;
 use crate::stall::{StallDetector, Verdict};
+use crate::window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};
 use crate::{AgentConfig, detect_test_command, project_context, system_prompt};
 
 /// Receives every event as it happens (printer, SSE stream, store, …).
@@ -85,6 +89,23 @@ impl Agent {
         let mut agent = Agent::new(self.model, tools, self.config);
         agent.memory = Some(store);
         agent
+    }
+
+    /// Refuses a model whose context window cannot hold keel's system prompt plus a
+    /// working margin (never silently truncate). Unknown windows pass.
+    pub fn check_context_window(&self) -> Result<(), ContextTooSmall> {
+        let Some(window) = self.model.info().context_window else {
+            return Ok(());
+        };
+        let prompt = estimate_tokens(&self.system_prompt);
+        if window < prompt + WORKING_MARGIN {
+            return Err(ContextTooSmall {
+                window,
+                prompt,
+                margin: WORKING_MARGIN,
+            });
+        }
+        Ok(())
     }
 
     /// The configured test command, else the one detected in the project.
@@ -253,6 +274,7 @@ impl Session {
             tools,
             protocol: agent.config.protocol,
             max_tokens: agent.config.max_tokens,
+            response_schema: None,
         }
     }
 
@@ -311,13 +333,17 @@ impl Session {
                 },
             );
 
-            let Some(response) = self.generate(agent, sink, cancel).await else {
+            let Some(mut response) = self.generate(agent, sink, cancel).await else {
                 break if cancel.is_cancelled() {
                     Outcome::Cancelled
                 } else {
                     Outcome::Failed
                 };
             };
+            if agent.config.protocol == ToolProtocol::Xml && agent.model.info().constraint.is_some()
+            {
+                self.repair_calls(agent, &mut response, sink, cancel).await;
+            }
             let (prose, calls) = self.calls_of(agent, &response);
             self.emit(
                 sink,
@@ -458,7 +484,7 @@ impl Session {
                 }
                 Some(Ok(ModelEvent::Usage(reported))) => usage = reported,
                 Some(Err(e)) => {
-                    failure = Some(e.to_string());
+                    failure = Some(e);
                     break;
                 }
             }
@@ -476,17 +502,105 @@ impl Session {
                 time_to_first_token_ms: first_token.map(|d| d.as_millis() as u64),
             },
         );
-        if let Some(message) = failure {
+        if let Some(failure) = failure {
+            let kind = match failure {
+                LlmError::ContextOverflow(_) => ErrorKind::ContextOverflow,
+                _ => ErrorKind::Model,
+            };
             self.emit(
                 sink,
                 Event::Error {
-                    kind: ErrorKind::Model,
-                    message,
+                    kind,
+                    message: failure.to_string(),
                 },
             );
             return None;
         }
         Some(response)
+    }
+
+    /// Sends each malformed `xml` call back as a request constrained to a valid call
+    /// and, where that works, rewrites the response with the repaired calls.
+    async fn repair_calls(
+        &mut self,
+        agent: &Agent,
+        response: &mut Response,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) {
+        let parsed = xml::parse_response(&response.text);
+        if parsed.calls.iter().all(Result::is_ok) {
+            return;
+        }
+        let schema = repair::call_schema(&agent.tool_specs);
+        let mut calls = Vec::with_capacity(parsed.calls.len());
+        let mut any_repaired = false;
+        for call in parsed.calls {
+            let bad = match call {
+                Ok(call) => {
+                    calls.push(Ok(call));
+                    continue;
+                }
+                Err(bad) => bad,
+            };
+            let mut request = self.request(agent);
+            request
+                .messages
+                .push(Message::assistant(response.text.clone(), Vec::new()));
+            request
+                .messages
+                .push(Message::user(repair::instruction(&bad, &agent.tool_specs)));
+            request.response_schema = Some(schema.clone());
+            request.max_tokens = Some(agent.config.max_tokens.unwrap_or(repair::REPAIR_MAX_TOKENS));
+            let mut stream = agent.model.stream(request);
+            let mut text = String::new();
+            let mut failure = None;
+            loop {
+                let item = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    item = stream.next() => item,
+                };
+                match item {
+                    None => break,
+                    Some(Ok(ModelEvent::Text(piece))) => text.push_str(&piece),
+                    Some(Ok(ModelEvent::Usage(usage))) => self.emit(
+                        sink,
+                        Event::Usage {
+                            prompt_tokens: usage.prompt_tokens,
+                            cached_prompt_tokens: usage.cached_prompt_tokens,
+                            completion_tokens: usage.completion_tokens,
+                            time_to_first_token_ms: None,
+                        },
+                    ),
+                    Some(Ok(ModelEvent::ToolCall { .. })) => {}
+                    Some(Err(e)) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let result = match failure {
+                Some(reason) => Err(reason),
+                None => repair::read_call(&text, &agent.tool_specs),
+            };
+            self.emit(
+                sink,
+                Event::Repair {
+                    problem: bad.problem.clone(),
+                    repaired: result.is_ok(),
+                },
+            );
+            match result {
+                Ok(call) => {
+                    any_repaired = true;
+                    calls.push(Ok(call));
+                }
+                Err(_) => calls.push(Err(bad)),
+            }
+        }
+        if any_repaired {
+            response.text = repair::rewrite(&parsed.prose, &calls);
+        }
     }
 
     fn new_call_id(&mut self) -> String {

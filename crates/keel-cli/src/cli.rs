@@ -23,6 +23,19 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Project memory: facts and the change log.
     Memory(MemoryArgs),
+    /// Check the configured model (reachable, context window, speed, prefix cache,
+    /// constrained calls) and the session store. Exit 1 when a check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Model spec to check [default: the configured model].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Project whose configuration applies [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -89,7 +102,8 @@ pub struct RunArgs {
     /// Project directory the agent works in [default: current directory].
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workspace: Option<PathBuf>,
-    /// Model spec: replay:FILE (embedded:, openai: and ollama: are not in this build yet).
+    /// Model spec: openai:MODEL@BASE_URL, ollama:MODEL[@BASE_URL] or replay:FILE
+    /// (embedded: is not in this build yet).
     #[arg(long, short = 'm', value_name = "SPEC")]
     pub model: Option<String>,
     /// Model requests per turn before giving up [default: 20].

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use keel_agent::AgentConfig;
-use keel_llm::ToolProtocol;
+use keel_llm::{ConnectOptions, ToolProtocol};
 use keel_tools::Workspace;
 use serde::Deserialize;
 
@@ -26,6 +26,44 @@ pub struct Layer {
     pub max_tokens: Option<u32>,
     /// Directories outside the workspace that the file tools may also touch.
     pub allowed_roots: Option<Vec<PathBuf>>,
+    /// Bearer token for the model server (better: `KEEL_API_KEY`).
+    pub api_key: Option<String>,
+    /// Context window when the server does not report one; Ollama's `num_ctx`.
+    pub context_window: Option<u32>,
+    /// Longest silence of a streaming model response before keel gives up.
+    pub request_timeout_secs: Option<u64>,
+    /// How long to keep retrying while the server is still loading its model.
+    pub load_timeout_secs: Option<u64>,
+    /// `keel doctor` thresholds.
+    pub doctor: Option<DoctorLayer>,
+}
+
+/// `[doctor]`: thresholds of `keel doctor`'s checks.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct DoctorLayer {
+    /// Decode speed below this is a warning (tokens per second).
+    pub min_decode_tokens_per_second: Option<f64>,
+    /// Time to first token of a repeated prompt, as a fraction of the first; above
+    /// this, prefix caching is reported as not working.
+    pub max_cached_ttft_ratio: Option<f64>,
+}
+
+impl DoctorLayer {
+    fn over(self, base: DoctorLayer) -> DoctorLayer {
+        DoctorLayer {
+            min_decode_tokens_per_second: self
+                .min_decode_tokens_per_second
+                .or(base.min_decode_tokens_per_second),
+            max_cached_ttft_ratio: self.max_cached_ttft_ratio.or(base.max_cached_ttft_ratio),
+        }
+    }
+}
+
+/// `keel doctor`'s thresholds after layering.
+#[derive(Debug, Clone, Copy)]
+pub struct DoctorThresholds {
+    pub min_decode_tokens_per_second: f64,
+    pub max_cached_ttft_ratio: f64,
 }
 
 impl Layer {
@@ -42,6 +80,14 @@ impl Layer {
             tool_output_bytes: self.tool_output_bytes.or(base.tool_output_bytes),
             max_tokens: self.max_tokens.or(base.max_tokens),
             allowed_roots: self.allowed_roots.or(base.allowed_roots),
+            api_key: self.api_key.or(base.api_key),
+            context_window: self.context_window.or(base.context_window),
+            request_timeout_secs: self.request_timeout_secs.or(base.request_timeout_secs),
+            load_timeout_secs: self.load_timeout_secs.or(base.load_timeout_secs),
+            doctor: match (self.doctor, base.doctor) {
+                (Some(top), Some(base)) => Some(top.over(base)),
+                (top, base) => top.or(base),
+            },
         }
     }
 
@@ -73,6 +119,8 @@ impl Layer {
             tool_protocol: parsed("KEEL_TOOL_PROTOCOL")?,
             test_command: var("KEEL_TEST_COMMAND"),
             verify: parsed("KEEL_VERIFY")?,
+            api_key: var("KEEL_API_KEY"),
+            context_window: parsed("KEEL_CONTEXT_WINDOW")?,
             ..Layer::default()
         })
     }
@@ -107,6 +155,9 @@ pub struct Settings {
     pub agent: AgentConfig,
     /// The workspace, widened by the configured `allowed_roots`.
     pub workspace: Workspace,
+    /// How to talk to a model server.
+    pub connect: ConnectOptions,
+    pub doctor: DoctorThresholds,
 }
 
 /// The merged configuration for a workspace, with `flags` as the top layer.
@@ -145,6 +196,22 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
         config.limits.output_bytes = bytes.max(1024);
     }
     config.max_tokens = merged.max_tokens;
+    let mut connect = ConnectOptions {
+        api_key: merged.api_key,
+        context_window: merged.context_window,
+        ..ConnectOptions::default()
+    };
+    if let Some(secs) = merged.request_timeout_secs {
+        connect.idle_timeout = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = merged.load_timeout_secs {
+        connect.load_timeout = Duration::from_secs(secs);
+    }
+    let doctor = merged.doctor.unwrap_or_default();
+    let doctor = DoctorThresholds {
+        min_decode_tokens_per_second: doctor.min_decode_tokens_per_second.unwrap_or(5.0),
+        max_cached_ttft_ratio: doctor.max_cached_ttft_ratio.unwrap_or(0.5),
+    };
     let mut root = Workspace::new(workspace)
         .with_context(|| format!("cannot open workspace {}", workspace.display()))?;
     for extra in merged.allowed_roots.unwrap_or_default() {
@@ -156,5 +223,7 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
         model: merged.model,
         agent: config,
         workspace: root,
+        connect,
+        doctor,
     })
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod doctor;
 mod memory_cmd;
 mod printer;
 mod run;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
             Command::Tools(args) => tool_cmd::list(args),
             Command::Sessions(command) => sessions_cmd::run(command),
             Command::Memory(args) => memory_cmd::run(args),
+            Command::Doctor(args) => doctor::run(args.model, args.workspace).await,
         }
     });
     match result {

@@ -216,6 +216,7 @@ impl EventSink for Transcript {
             | Event::Thinking { .. }
             | Event::Assistant { .. }
             | Event::Response { .. }
+            | Event::Repair { .. }
             | Event::Usage { .. } => {}
         }
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use keel_agent::{Agent, EventSink, Session};
+use keel_llm::LlmError;
 use keel_protocol::{Event, Outcome};
 use keel_store::Store;
 use keel_tools::ToolRegistry;
@@ -82,14 +83,26 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         model,
         agent: config,
         workspace,
+        connect,
+        ..
     } = config::load(&dir, flags)?;
     let model = model.ok_or_else(|| {
         anyhow!(
             "no model configured: pass --model SPEC (e.g. --model replay:script.jsonl), set KEEL_MODEL, or set `model` in ~/.config/keel/config.toml"
         )
     })?;
-    let client = keel_llm::connect(&model)?;
+    let client = match keel_llm::connect(&model, connect).await {
+        Ok(client) => client,
+        // A spec that does not parse is a usage error; a server that cannot be
+        // used is a failed run.
+        Err(e @ LlmError::InvalidSpec { .. }) => return Err(e.into()),
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(exit_code(Outcome::Failed));
+        }
+    };
     let agent = Agent::new(client, ToolRegistry::builtin(), config).with_memory(Arc::clone(&store));
+    agent.check_context_window()?;
 
     let printer: Box<dyn EventSink> = if args.json {
         Box::new(JsonLines)

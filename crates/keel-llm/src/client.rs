@@ -40,6 +40,23 @@ pub struct ChatRequest {
     pub tools: Vec<ToolSpec>,
     pub protocol: ToolProtocol,
     pub max_tokens: Option<u32>,
+    /// Constrain the whole response to this JSON schema (backends whose
+    /// [`ModelInfo::constraint`] is set); the response is then the JSON text.
+    pub response_schema: Option<serde_json::Value>,
+}
+
+impl ChatRequest {
+    /// A request with the given messages and nothing else set.
+    pub fn new(session_id: impl Into<String>, messages: Vec<Message>) -> Self {
+        Self {
+            session_id: session_id.into(),
+            messages,
+            tools: Vec::new(),
+            protocol: ToolProtocol::Xml,
+            max_tokens: None,
+            response_schema: None,
+        }
+    }
 }
 
 /// One item of a streamed model response.
@@ -66,6 +83,33 @@ pub struct ModelInfo {
     pub name: String,
     /// Context window in tokens, when known.
     pub context_window: Option<u32>,
+    /// The kind of server, when one was recognised (`llama.cpp`, `vllm`, `ollama`, …).
+    pub server: Option<String>,
+    /// How this backend can force a response to match a JSON schema, if it can.
+    pub constraint: Option<Constraint>,
+}
+
+impl ModelInfo {
+    /// A model with only a name known.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            context_window: None,
+            server: None,
+            constraint: None,
+        }
+    }
+}
+
+/// A backend's mechanism for constraining a response to a JSON schema. Each backend
+/// declares the strongest one its server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    /// OpenAI `response_format: {"type": "json_schema", …}`: llama.cpp server (which
+    /// compiles it to a grammar), vLLM, SGLang, LM Studio.
+    ResponseFormat,
+    /// Ollama's `format` field with a JSON schema.
+    OllamaFormat,
 }
 
 /// A streaming model backend.
@@ -80,8 +124,36 @@ pub trait ModelClient: Send + Sync {
 pub enum LlmError {
     #[error("invalid model spec `{spec}`: {reason}")]
     InvalidSpec { spec: String, reason: String },
-    #[error("the `{backend}` backend is not part of this keel build yet; use `replay:FILE`")]
+    #[error("the `{backend}` backend is not part of this keel build yet")]
     Unsupported { backend: String },
+    #[error("cannot create an HTTP client: {0}")]
+    Client(String),
+    #[error("cannot reach the model server at {url}: {reason} (is it running?)")]
+    Unreachable { url: String, reason: String },
+    #[error("talking to the model server at {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("the model server at {url} sent nothing for {secs} s; gave up waiting")]
+    Idle { url: String, secs: u64 },
+    #[error("the response stream from {url} was cut off: {reason}")]
+    StreamCut { url: String, reason: String },
+    #[error("the model server at {url} answered HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the model server at {url} sent something keel cannot read: {reason}")]
+    BadResponse { url: String, reason: String },
+    #[error("the model server reported an error mid-stream: {0}")]
+    Server(String),
+    #[error("the prompt does not fit the model's context window: {0}")]
+    ContextOverflow(String),
+    #[error("{}", unknown_model(model, url, available))]
+    UnknownModel {
+        model: String,
+        url: String,
+        available: Vec<String>,
+    },
     #[error("cannot read replay script {}: {source}", path.display())]
     ReplayIo {
         path: PathBuf,
@@ -98,4 +170,15 @@ pub enum LlmError {
         path.display()
     )]
     ReplayExhausted { path: PathBuf, lines: usize },
+}
+
+fn unknown_model(model: &str, url: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        format!("the model server at {url} has no model `{model}` (and lists none)")
+    } else {
+        format!(
+            "the model server at {url} has no model `{model}`; it serves: {}",
+            available.join(", ")
+        )
+    }
 }

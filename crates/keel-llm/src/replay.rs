@@ -92,10 +92,7 @@ impl ReplayClient {
 
 impl ModelClient for ReplayClient {
     fn info(&self) -> ModelInfo {
-        ModelInfo {
-            name: self.spec.clone(),
-            context_window: None,
-        }
+        ModelInfo::named(self.spec.clone())
     }
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
@@ -134,13 +131,7 @@ mod tests {
     use futures_util::StreamExt;
 
     fn request(session: &str) -> ChatRequest {
-        ChatRequest {
-            session_id: session.into(),
-            messages: vec![],
-            tools: vec![],
-            protocol: crate::ToolProtocol::Xml,
-            max_tokens: None,
-        }
+        ChatRequest::new(session, vec![])
     }
 
     async fn collect(client: &ReplayClient, session: &str) -> Result<Vec<ModelEvent>, LlmError> {

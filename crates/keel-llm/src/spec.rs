@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{LlmError, ModelClient, ReplayClient};
+use crate::{ConnectOptions, LlmError, ModelClient, OllamaClient, OpenAiClient, ReplayClient};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {
@@ -22,7 +22,7 @@ impl ModelSpec {
         };
         let (kind, rest) = spec
             .split_once(':')
-            .ok_or_else(|| invalid("expected KIND:VALUE, e.g. `replay:script.jsonl`"))?;
+            .ok_or_else(|| invalid(&format!("expected one of {SPEC_FORMS}")))?;
         if rest.is_empty() {
             return Err(invalid("nothing after the colon"));
         }
@@ -33,6 +33,7 @@ impl ModelSpec {
                 let (model, url) = rest
                     .rsplit_once('@')
                     .ok_or_else(|| invalid("expected `openai:MODEL@BASE_URL`"))?;
+                check_url(url).map_err(|r| invalid(&r))?;
                 Ok(ModelSpec::OpenAi {
                     model: model.to_string(),
                     base_url: url.to_string(),
@@ -43,32 +44,51 @@ impl ModelSpec {
                     Some((m, u)) => (m, u),
                     None => (rest, "http://localhost:11434"),
                 };
+                check_url(url).map_err(|r| invalid(&r))?;
                 Ok(ModelSpec::Ollama {
                     model: model.to_string(),
                     base_url: url.to_string(),
                 })
             }
-            _ => Err(invalid(
-                "unknown kind (expected `replay`, `embedded`, `openai` or `ollama`)",
-            )),
+            _ => Err(invalid(&format!(
+                "unknown kind; the valid forms are {SPEC_FORMS}"
+            ))),
         }
     }
 }
 
-/// Makes a client for a spec string.
-pub fn connect(spec: &str) -> Result<Arc<dyn ModelClient>, LlmError> {
+/// The spec forms, for usage errors.
+pub const SPEC_FORMS: &str = "replay:FILE, embedded:PATH_OR_NAME, openai:MODEL@BASE_URL (e.g. openai:qwen2.5-coder@http://localhost:8000/v1), ollama:MODEL[@BASE_URL]";
+
+/// Makes a client for a spec string. Server backends are asked about the model
+/// (context window, whether it exists) before this returns.
+pub async fn connect(
+    spec: &str,
+    options: ConnectOptions,
+) -> Result<Arc<dyn ModelClient>, LlmError> {
     match ModelSpec::parse(spec)? {
         ModelSpec::Replay(path) => Ok(Arc::new(ReplayClient::open(&path, spec)?)),
         ModelSpec::Embedded(_) => Err(LlmError::Unsupported {
             backend: "embedded".into(),
         }),
-        ModelSpec::OpenAi { .. } => Err(LlmError::Unsupported {
-            backend: "openai".into(),
-        }),
-        ModelSpec::Ollama { .. } => Err(LlmError::Unsupported {
-            backend: "ollama".into(),
-        }),
+        ModelSpec::OpenAi { model, base_url } => Ok(Arc::new(
+            OpenAiClient::connect(spec, &model, &base_url, options).await?,
+        )),
+        ModelSpec::Ollama { model, base_url } => Ok(Arc::new(
+            OllamaClient::connect(spec, &model, &base_url, options).await?,
+        )),
     }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("the base URL `{url}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("the base URL `{url}` has no host"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -95,5 +115,7 @@ mod tests {
         assert!(ModelSpec::parse("gpt4").is_err());
         assert!(ModelSpec::parse("replay:").is_err());
         assert!(ModelSpec::parse("cloud:x").is_err());
+        assert!(ModelSpec::parse("openai:m@localhost:8000").is_err());
+        assert!(ModelSpec::parse("ollama:m@ftp://x").is_err());
     }
 }

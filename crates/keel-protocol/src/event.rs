@@ -121,6 +121,12 @@ pub enum Event {
         reason: FeedbackReason,
         content: String,
     },
+    /// A malformed tool call was sent back to the model as a constrained request
+    /// (the backend forces valid JSON); `repaired` says whether that produced a call.
+    Repair {
+        problem: String,
+        repaired: bool,
+    },
     /// The final answer of the turn.
     Response {
         content: String,
@@ -155,6 +161,7 @@ impl Event {
             Event::ToolResult { .. } => "tool_result",
             Event::Verification { .. } => "verification",
             Event::Feedback { .. } => "feedback",
+            Event::Repair { .. } => "repair",
             Event::Response { .. } => "response",
             Event::Usage { .. } => "usage",
             Event::Error { .. } => "error",

@@ -243,6 +243,20 @@ impl Store {
         Ok(())
     }
 
+    /// Proves the database can be written: takes the write lock and changes the
+    /// header inside a transaction that is rolled back, so nothing is left behind.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.connection();
+        let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(write)?;
+        let probe = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .and_then(|v| conn.execute_batch(&format!("PRAGMA user_version = {v}")));
+        let rollback = conn.execute_batch("ROLLBACK");
+        probe.map_err(write)?;
+        rollback.map_err(write)
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the database is consistent.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         self.connection()

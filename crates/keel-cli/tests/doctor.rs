@@ -1,0 +1,109 @@
+//! `keel doctor` and model-spec errors without a model server.
+
+mod common;
+
+use common::Env;
+
+#[test]
+fn doctor_fails_when_the_server_is_unreachable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let env = Env::new(&[]);
+    let out = env
+        .keel()
+        .args([
+            "doctor",
+            "--model",
+            &format!("openai:m@http://127.0.0.1:{port}/v1"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let model = stdout.lines().find(|l| l.contains("model")).unwrap();
+    assert!(model.starts_with("FAIL"), "{stdout}");
+    assert!(model.contains(&format!("127.0.0.1:{port}")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("PASS  store")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn doctor_reports_an_unwritable_store() {
+    let env = Env::new(&[]);
+    let script = env.script("s.jsonl", &[]);
+    let data = env.home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A directory where the database file should be: it cannot be opened.
+    std::fs::create_dir_all(data.join("keel.db")).unwrap();
+    let out = env
+        .keel()
+        .args(["doctor", "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAIL  store")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("PASS  model")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unknown_model_spec_lists_the_valid_forms() {
+    let env = Env::new(&[]);
+    for spec in ["gpt-4", "cloud:x", "openai:m@localhost:8000"] {
+        let out = env
+            .keel()
+            .args(["run", "--model", spec, "task"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {stderr}");
+        assert!(stderr.contains(spec), "{stderr}");
+    }
+    let out = env
+        .keel()
+        .args(["run", "--model", "gpt-4", "task"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("openai:MODEL@BASE_URL") && stderr.contains("ollama:MODEL"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_fails_the_run_naming_the_url() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let env = Env::new(&[]);
+    let out = env
+        .keel()
+        .args([
+            "run",
+            "--model",
+            &format!("ollama:qwen@http://127.0.0.1:{port}"),
+            "task",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("http://127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is it running?"), "{stderr}");
+}

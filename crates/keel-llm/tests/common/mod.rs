@@ -1,0 +1,2 @@
+pub mod llama;
+pub mod mock;

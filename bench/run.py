@@ -164,18 +164,70 @@ def bench_store(keel, runs):
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
+def bench_server(keel, runs):
+    """keel against llama.cpp's server (xllamacpp) with the small Gemma GGUF: how often
+    the model writes a malformed `xml` call and how often the constrained repair
+    request fixes it; plus `keel doctor`'s figures for the same server."""
+    model = Path(os.environ.get("KEEL_TEST_GGUF", Path.home() / ".local/share/keel/models/gemma-3-270m-q4_k_m.gguf"))
+    if not model.is_file():
+        raise SystemExit(f"{model} missing: run scripts/setup.sh")
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts/llama_server.py"), "--model", str(model), "--ctx", "8192"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("READY "):
+            raise SystemExit("llama.cpp server did not start")
+        spec = f"openai:gemma@{line.split()[1]}/v1"
+        # A base model rarely writes a call unprompted; tasks that show the call format
+        # make it try, which is what the malformed-call count needs.
+        example = '<tool_call>\n<name>read</name>\n<input>{"path": "README.md"}</input>\n</tool_call>'
+        tasks = [f"Read README.md with a tool call like this:\n{example}",
+                 "List the files. Answer with a tool call in the <tool_call> format.",
+                 f"Find where `add` is defined. Example of a call:\n{example}",
+                 "Run the tests with the bash tool, writing <tool_call>.",
+                 "Show the git status using a <tool_call> block."]
+        counts = {"responses": 0, "calls_run": 0, "malformed": 0, "repaired": 0, "runs": 0}
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "home"
+            for i in range(runs):
+                ws = Path(tmp) / f"ws{i}"
+                (ws / ".keel").mkdir(parents=True)
+                (ws / ".keel/config.toml").write_text("max_tokens = 128\n")
+                (ws / "README.md").write_text("# calc\nAdds numbers.\n")
+                (ws / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+                env = dict(os.environ, KEEL_HOME=str(home))
+                out = subprocess.run(
+                    [keel, "run", "--json", "--no-verify", "--max-iterations", "3", "-m", spec,
+                     tasks[i % len(tasks)]], cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+                events = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+                counts["runs"] += 1
+                counts["responses"] += sum(e["type"] == "assistant" for e in events)
+                counts["calls_run"] += sum(e["type"] == "tool_call" for e in events)
+                counts["malformed"] += sum(e["type"] == "repair" for e in events)
+                counts["repaired"] += sum(e["type"] == "repair" and e["repaired"] for e in events)
+            doctor = subprocess.run([keel, "doctor", "-m", spec], capture_output=True, text=True,
+                                    env=dict(os.environ, KEEL_HOME=str(home)))
+        counts["doctor"] = doctor.stdout.splitlines()
+        return counts
+    finally:
+        server.stdin.close()
+        server.terminate()
+        server.wait()
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("which", nargs="?", default="all", choices=["startup", "overhead", "grep", "store", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=["startup", "overhead", "grep", "store", "server", "all"])
     parser.add_argument("--keel", default=str(ROOT / "target" / "release" / "keel"))
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     if not Path(args.keel).exists():
         subprocess.run(["cargo", "build", "--release", "-p", "keel-cli"], cwd=ROOT, check=True)
-    if shutil.which("rg") is None:
+    if args.which != "server" and shutil.which("rg") is None:
         raise SystemExit("ripgrep (rg) is needed: KEEL_SETUP_BENCH=1 scripts/setup.sh")
     results = {}
-    for name, fn in [("startup", bench_startup), ("overhead", bench_overhead), ("grep", bench_grep), ("store", bench_store)]:
+    for name, fn in [("startup", bench_startup), ("overhead", bench_overhead), ("grep", bench_grep), ("store", bench_store), ("server", bench_server)]:
         if args.which in (name, "all"):
             results[name] = fn(args.keel, args.runs)
             print(name, json.dumps(results[name], indent=2), flush=True)

@@ -93,9 +93,14 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     })?;
     let client = match keel_llm::connect(&model, connect).await {
         Ok(client) => client,
-        // A spec that does not parse is a usage error; a server that cannot be
-        // used is a failed run.
-        Err(e @ LlmError::InvalidSpec { .. }) => return Err(e.into()),
+        // A spec that does not parse or names a missing script is a usage error; a
+        // server that cannot be used is a failed run.
+        Err(
+            e @ (LlmError::InvalidSpec { .. }
+            | LlmError::Unsupported { .. }
+            | LlmError::ReplayIo { .. }
+            | LlmError::ReplayFormat { .. }),
+        ) => return Err(e.into()),
         Err(e) => {
             eprintln!("keel: {e}");
             return Ok(exit_code(Outcome::Failed));

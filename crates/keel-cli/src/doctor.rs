@@ -265,13 +265,16 @@ async fn model_checks(
         return;
     };
     let specs = ToolRegistry::builtin().specs();
-    let schema = call_schema(&specs);
+    // Bounded strings keep each sample short, so the check ends in seconds even on
+    // a slow machine; it tests the mechanism, not the model's appetite for text.
+    let mut schema = call_schema(&specs);
+    bound_strings(&mut schema, 64);
     let tries = 3;
     let mut valid = 0;
     let mut last_problem = None;
     for _ in 0..tries {
         let request = ChatRequest {
-            max_tokens: Some(256),
+            max_tokens: Some(192),
             response_schema: Some(schema.clone()),
             ..ChatRequest::new(
                 "doctor",
@@ -306,6 +309,31 @@ async fn model_checks(
             "constrained",
             format!("{detail}: {}", problem.unwrap_or_default()),
         ),
+    }
+}
+
+/// Gives every string in `schema` without a `maxLength` one of `max`.
+fn bound_strings(schema: &mut serde_json::Value, max: u64) {
+    match schema {
+        serde_json::Value::Object(object) => {
+            let is_string = match object.get("type") {
+                Some(serde_json::Value::String(kind)) => kind == "string",
+                Some(serde_json::Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
+                _ => false,
+            };
+            if is_string && !object.contains_key("maxLength") {
+                object.insert("maxLength".into(), max.into());
+            }
+            for value in object.values_mut() {
+                bound_strings(value, max);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                bound_strings(item, max);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -190,6 +190,17 @@ impl EventSink for Transcript {
                 let first = content.lines().next().unwrap_or("");
                 self.line(&self.paint("35", &format!("↻ {first}")));
             }
+            Event::Repair { problem, repaired } => {
+                let verdict = if *repaired {
+                    "repaired by a constrained request"
+                } else {
+                    "a constrained request could not repair it"
+                };
+                self.line(&self.paint(
+                    "35",
+                    &format!("↻ malformed tool call ({problem}): {verdict}"),
+                ));
+            }
             Event::Error { message, .. } => {
                 self.line(&self.paint("31", &format!("error: {message}")));
             }
@@ -216,7 +227,6 @@ impl EventSink for Transcript {
             | Event::Thinking { .. }
             | Event::Assistant { .. }
             | Event::Response { .. }
-            | Event::Repair { .. }
             | Event::Usage { .. } => {}
         }
     }

@@ -110,6 +110,10 @@ pub enum Constraint {
     ResponseFormat,
     /// Ollama's `format` field with a JSON schema.
     OllamaFormat,
+    /// llama.cpp's `grammar` field: keel compiles the schema to a GBNF grammar for
+    /// compact JSON (no free whitespace for a small model to loop on), falling back
+    /// to `response_format` for schemas the compiler does not cover.
+    Gbnf,
 }
 
 /// A streaming model backend.

@@ -3,6 +3,7 @@
 
 mod client;
 mod frames;
+pub mod gbnf;
 mod http;
 mod json_repair;
 mod ollama;

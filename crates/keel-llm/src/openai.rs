@@ -104,12 +104,17 @@ impl OpenAiClient {
         let context_window = context_window
             .map(|n| n.min(u32::MAX as u64) as u32)
             .or(http.options.context_window);
+        let constraint = if server.as_deref() == Some("llama.cpp") {
+            Constraint::Gbnf
+        } else {
+            Constraint::ResponseFormat
+        };
         Ok(Self {
             info: ModelInfo {
                 name: spec.to_string(),
                 context_window,
                 server,
-                constraint: Some(Constraint::ResponseFormat),
+                constraint: Some(constraint),
             },
             http,
             model: model.to_string(),
@@ -139,7 +144,13 @@ impl OpenAiClient {
                 })
                 .collect();
         }
-        if let Some(schema) = &request.response_schema {
+        let grammar = match (&request.response_schema, self.info.constraint) {
+            (Some(schema), Some(Constraint::Gbnf)) => crate::gbnf::from_json_schema(schema),
+            _ => None,
+        };
+        if let Some(grammar) = grammar {
+            body["grammar"] = json!(grammar);
+        } else if let Some(schema) = &request.response_schema {
             body["response_format"] = json!({
                 "type": "json_schema",
                 "json_schema": {"name": "keel_response", "strict": true, "schema": schema},

@@ -70,7 +70,7 @@ async fn connects_streams_and_reports_usage_and_cache() {
     let info = client.info();
     assert_eq!(info.context_window, Some(4096));
     assert_eq!(info.server.as_deref(), Some("llama.cpp"));
-    assert_eq!(info.constraint, Some(Constraint::ResponseFormat));
+    assert_eq!(info.constraint, Some(Constraint::Gbnf));
 
     let prompt = "Write a sentence about the sea. ".repeat(20);
     let first = collect(&client, request(&prompt, 16)).await;

@@ -4,12 +4,15 @@ mod common;
 
 use common::Env;
 
+/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 #[test]
 fn doctor_fails_when_the_server_is_unreachable() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let env = Env::new(&[]);
     let out = env
         .keel()
@@ -84,10 +87,7 @@ fn an_unknown_model_spec_lists_the_valid_forms() {
 
 #[test]
 fn an_unreachable_server_fails_the_run_naming_the_url() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let env = Env::new(&[]);
     let out = env
         .keel()

@@ -216,6 +216,35 @@ pub(crate) fn quote(body: &str) -> String {
     format!("{cut}… ({} bytes in all)", body.len())
 }
 
+/// The wire name of a role (the same in the OpenAI and Ollama APIs).
+pub(crate) fn role_name(role: keel_protocol::Role) -> &'static str {
+    match role {
+        keel_protocol::Role::System => "system",
+        keel_protocol::Role::User => "user",
+        keel_protocol::Role::Assistant => "assistant",
+        keel_protocol::Role::Tool => "tool",
+    }
+}
+
+/// The `tools` of a native-mode request (the same in the OpenAI and Ollama APIs),
+/// or `None` when the request carries none.
+pub(crate) fn tool_definitions(request: &crate::ChatRequest) -> Option<Value> {
+    if request.protocol != crate::ToolProtocol::Native || request.tools.is_empty() {
+        return None;
+    }
+    Some(
+        request
+            .tools
+            .iter()
+            .map(|t| {
+                serde_json::json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters,
+                }})
+            })
+            .collect(),
+    )
+}
+
 /// Turns the bytes of a streamed body into model events.
 pub(crate) trait Decoder: Send + 'static {
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<ModelEvent>, LlmError>;

@@ -6,11 +6,11 @@ use keel_protocol::{Message, Role, Usage};
 use serde_json::{Value, json};
 
 use crate::frames::LineSplitter;
-use crate::http::{ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream};
-use crate::{
-    ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream,
-    ToolProtocol,
+use crate::http::{
+    ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream, role_name,
+    tool_definitions,
 };
+use crate::{ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream};
 
 /// `num_ctx` when neither configuration nor the model says: the model's trained
 /// context is capped here, because Ollama allocates the whole KV cache up front.
@@ -102,16 +102,8 @@ impl OllamaClient {
             "stream": true,
             "options": options,
         });
-        if request.protocol == ToolProtocol::Native && !request.tools.is_empty() {
-            body["tools"] = request
-                .tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.parameters,
-                    }})
-                })
-                .collect();
+        if let Some(tools) = tool_definitions(request) {
+            body["tools"] = tools;
         }
         if let Some(schema) = &request.response_schema {
             body["format"] = schema.clone();
@@ -183,13 +175,7 @@ impl ModelClient for OllamaClient {
 
 /// A provider-neutral message in Ollama's shape (call arguments are objects).
 fn wire_message(message: &Message) -> Value {
-    let role = match message.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut wire = json!({"role": role, "content": message.content});
+    let mut wire = json!({"role": role_name(message.role), "content": message.content});
     if message.role == Role::Assistant && !message.tool_calls.is_empty() {
         wire["tool_calls"] = message
             .tool_calls

@@ -7,11 +7,11 @@ use keel_protocol::{Message, Role, Usage};
 use serde_json::{Value, json};
 
 use crate::frames::SseParser;
-use crate::http::{ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream};
-use crate::{
-    ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream,
-    ToolProtocol,
+use crate::http::{
+    ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream, role_name,
+    tool_definitions,
 };
+use crate::{ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream};
 
 /// A model behind an OpenAI-compatible server.
 #[derive(Debug, Clone)]
@@ -133,16 +133,8 @@ impl OpenAiClient {
         if let Some(max) = request.max_tokens {
             body["max_tokens"] = json!(max);
         }
-        if request.protocol == ToolProtocol::Native && !request.tools.is_empty() {
-            body["tools"] = request
-                .tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.parameters,
-                    }})
-                })
-                .collect();
+        if let Some(tools) = tool_definitions(request) {
+            body["tools"] = tools;
         }
         let grammar = match (&request.response_schema, self.info.constraint) {
             (Some(schema), Some(Constraint::Gbnf)) => crate::gbnf::from_json_schema(schema),
@@ -231,13 +223,7 @@ impl ModelClient for OpenAiClient {
 
 /// A provider-neutral message in the Chat Completions shape.
 fn wire_message(message: &Message) -> Value {
-    let role = match message.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut wire = json!({"role": role, "content": message.content});
+    let mut wire = json!({"role": role_name(message.role), "content": message.content});
     if message.role == Role::Assistant && !message.tool_calls.is_empty() {
         if message.content.is_empty() {
             wire["content"] = Value::Null;

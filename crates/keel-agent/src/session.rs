@@ -91,21 +91,38 @@ impl Agent {
         agent
     }
 
+    /// The model this agent talks to.
+    pub fn model(&self) -> &dyn ModelClient {
+        self.model.as_ref()
+    }
+
+    /// The system prompt every request of this agent starts with.
+    pub fn system_prompt(&self) -> &str {
+        &self.system_prompt
+    }
+
+    /// The tools offered to the model, sorted by name.
+    pub fn tool_specs(&self) -> &[ToolSpec] {
+        &self.tool_specs
+    }
+
+    /// The smallest context window keel runs in: its system prompt (estimated high)
+    /// plus a working margin.
+    pub fn context_needed(&self) -> u32 {
+        estimate_tokens(&self.system_prompt) + WORKING_MARGIN
+    }
+
     /// Refuses a model whose context window cannot hold keel's system prompt plus a
     /// working margin (never silently truncate). Unknown windows pass.
     pub fn check_context_window(&self) -> Result<(), ContextTooSmall> {
-        let Some(window) = self.model.info().context_window else {
-            return Ok(());
-        };
-        let prompt = estimate_tokens(&self.system_prompt);
-        if window < prompt + WORKING_MARGIN {
-            return Err(ContextTooSmall {
+        match self.model.info().context_window {
+            Some(window) if window < self.context_needed() => Err(ContextTooSmall {
                 window,
-                prompt,
+                prompt: estimate_tokens(&self.system_prompt),
                 margin: WORKING_MARGIN,
-            });
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The configured test command, else the one detected in the project.

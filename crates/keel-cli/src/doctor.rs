@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures_util::StreamExt;
-use keel_agent::{Agent, AgentConfig, call_schema, estimate_tokens, read_call, system_prompt};
+use keel_agent::{Agent, call_schema, estimate_tokens, read_call};
 use keel_llm::{ChatRequest, LlmError, ModelClient, ModelEvent, ModelSpec};
 use keel_protocol::{Message, Usage};
 use keel_tools::ToolRegistry;
@@ -61,6 +61,9 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
     )?;
     let thresholds = settings.doctor;
     let mut report = Report::default();
+    // Opened first: the agent checked below is the one `keel run` would build,
+    // memory tools included, so the context-window threshold is the same.
+    let store = open_store().map(Arc::new);
 
     match settings.model {
         None => report.line(
@@ -75,10 +78,13 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
             match keel_llm::connect(&spec, settings.connect.clone()).await {
                 Err(e) => report.line(Status::Fail, "model", e.to_string()),
                 Ok(client) => {
+                    let mut agent = Agent::new(client, ToolRegistry::builtin(), settings.agent);
+                    if let Ok(store) = &store {
+                        agent = agent.with_memory(Arc::clone(store));
+                    }
                     model_checks(
                         &mut report,
-                        client,
-                        settings.agent,
+                        &agent,
                         thresholds,
                         started.elapsed(),
                         matches!(parsed, ModelSpec::Replay(_)),
@@ -89,7 +95,7 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
         }
     }
 
-    match open_store().and_then(|store| Ok(store.check_writable()?)) {
+    match store.and_then(|store| Ok(store.check_writable()?)) {
         Ok(()) => {
             let path = crate::config::keel_home()
                 .map(|h| h.join("keel.db").display().to_string())
@@ -103,21 +109,20 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
 
 async fn model_checks(
     report: &mut Report,
-    client: Arc<dyn ModelClient>,
-    config: AgentConfig,
+    agent: &Agent,
     thresholds: DoctorThresholds,
     connect_time: Duration,
     replay: bool,
 ) {
+    let client = agent.model();
     let info = client.info();
     let server = info
         .server
         .as_deref()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    let agent = Agent::new(Arc::clone(&client), ToolRegistry::builtin(), config.clone());
-    let prompt = system_prompt(&ToolRegistry::builtin().specs(), config.protocol);
-    let needed = estimate_tokens(&prompt) + keel_agent::WORKING_MARGIN;
+    let prompt = agent.system_prompt().to_string();
+    let needed = agent.context_needed();
     let reached = format!(
         "{}{server} answered in {} ms",
         info.name,
@@ -165,7 +170,7 @@ async fn model_checks(
             ],
         )
     };
-    match timed(client.as_ref(), request).await {
+    match timed(client, request).await {
         Err(e) => report.line(Status::Fail, "decode", e.to_string()),
         Ok(run) => {
             let tokens = run.usage.completion_tokens.unwrap_or(run.pieces as u64);
@@ -217,7 +222,7 @@ async fn model_checks(
                 ],
             )
         };
-        match timed(client.as_ref(), request).await {
+        match timed(client, request).await {
             Ok(run) => {
                 firsts.push(run.first);
                 cached.push(run.usage.cached_prompt_tokens);
@@ -264,10 +269,10 @@ async fn model_checks(
         );
         return;
     };
-    let specs = ToolRegistry::builtin().specs();
+    let specs = agent.tool_specs();
     // Bounded strings keep each sample short, so the check ends in seconds even on
     // a slow machine; it tests the mechanism, not the model's appetite for text.
-    let mut schema = call_schema(&specs);
+    let mut schema = call_schema(specs);
     bound_strings(&mut schema, 64);
     let tries = 3;
     let mut valid = 0;
@@ -286,8 +291,8 @@ async fn model_checks(
                 ],
             )
         };
-        match timed(client.as_ref(), request).await {
-            Ok(run) => match read_call(&run.text, &specs) {
+        match timed(client, request).await {
+            Ok(run) => match read_call(&run.text, specs) {
                 Ok(_) => valid += 1,
                 Err(problem) => last_problem = Some(problem),
             },

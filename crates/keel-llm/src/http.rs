@@ -142,22 +142,23 @@ fn is_loading(status: u16, body: &str) -> bool {
     }
 }
 
-pub(crate) fn transport_error(url: &str, error: reqwest::Error) -> LlmError {
+/// An error with the chain of its causes, on one line.
+fn with_causes(error: &reqwest::Error) -> String {
     let mut reason = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         reason = format!("{reason}: {inner}");
         source = inner.source();
     }
+    reason
+}
+
+pub(crate) fn transport_error(url: &str, error: reqwest::Error) -> LlmError {
+    let reason = with_causes(&error);
     if error.is_connect() {
         LlmError::Unreachable {
             url: url.to_string(),
             reason,
-        }
-    } else if error.is_timeout() {
-        LlmError::Idle {
-            url: url.to_string(),
-            secs: 0,
         }
     } else {
         LlmError::Transport {
@@ -245,6 +246,32 @@ pub(crate) fn tool_definitions(request: &crate::ChatRequest) -> Option<Value> {
     )
 }
 
+/// POSTs `body` to `url` and streams the response through `decoder`; a failed
+/// status becomes the error `on_status` makes of it (status code, body).
+pub(crate) fn post_stream<D, F, Fut>(
+    http: &Http,
+    url: String,
+    body: Value,
+    decoder: D,
+    on_status: F,
+) -> ModelStream
+where
+    D: Decoder,
+    F: FnOnce(u16, String) -> Fut + Send + 'static,
+    Fut: Future<Output = LlmError> + Send,
+{
+    let client = http.clone();
+    let target = url.clone();
+    let start = Box::pin(async move {
+        match client.post(&target, &body).await {
+            Ok(response) => Ok(response),
+            Err(HttpFailure::Other(e)) => Err(e),
+            Err(HttpFailure::Status { status, body }) => Err(on_status(status, body).await),
+        }
+    });
+    event_stream(start, decoder, url, http.options.idle_timeout)
+}
+
 /// Turns the bytes of a streamed body into model events.
 pub(crate) trait Decoder: Send + 'static {
     fn push(&mut self, chunk: &[u8]) -> Result<Vec<ModelEvent>, LlmError>;
@@ -269,12 +296,7 @@ enum State<D> {
 
 /// Streams the events of a response. Dropping the stream drops the connection,
 /// which is how a cancelled request is closed.
-pub(crate) fn event_stream<D: Decoder>(
-    start: Start,
-    decoder: D,
-    url: String,
-    idle: Duration,
-) -> ModelStream {
+fn event_stream<D: Decoder>(start: Start, decoder: D, url: String, idle: Duration) -> ModelStream {
     stream::unfold(State::Start(start, decoder), move |state| {
         let url = url.clone();
         async move {
@@ -327,7 +349,7 @@ pub(crate) fn event_stream<D: Decoder>(
                                 return Some((
                                     Err(LlmError::StreamCut {
                                         url,
-                                        reason: transport_error("", e).to_string(),
+                                        reason: with_causes(&e),
                                     }),
                                     State::End,
                                 ));

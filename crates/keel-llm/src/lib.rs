@@ -3,7 +3,7 @@
 
 mod client;
 mod frames;
-pub mod gbnf;
+mod gbnf;
 mod http;
 mod json_repair;
 mod ollama;
@@ -16,7 +16,6 @@ pub use client::{
     ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream,
     ToolProtocol,
 };
-pub use frames::{LineSplitter, SseEvent, SseParser};
 pub use http::ConnectOptions;
 pub use json_repair::parse_lenient_json;
 pub use ollama::OllamaClient;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::frames::LineSplitter;
 use crate::http::{
-    ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream, role_name,
+    ConnectOptions, Decoder, Http, HttpFailure, error_message, post_stream, role_name,
     tool_definitions,
 };
 use crate::{ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream};
@@ -112,6 +112,30 @@ impl OllamaClient {
     }
 }
 
+impl OllamaClient {
+    /// The error for a failed chat request, with the pulled models when the model
+    /// name was wrong.
+    async fn failure(&self, url: &str, status: u16, body: String) -> LlmError {
+        let message = error_message(&body);
+        let lower = message.to_ascii_lowercase();
+        if status == 404 && lower.contains("not found") {
+            LlmError::UnknownModel {
+                model: self.model.clone(),
+                url: self.base_url.clone(),
+                available: list_models(&self.http, &self.base_url).await,
+            }
+        } else if lower.contains("context") {
+            LlmError::ContextOverflow(message)
+        } else {
+            LlmError::Status {
+                url: url.to_string(),
+                status,
+                message,
+            }
+        }
+    }
+}
+
 async fn list_models(http: &Http, base_url: &str) -> Vec<String> {
     match http.get_json(&format!("{base_url}/api/tags")).await {
         Ok(Some(tags)) => tags
@@ -136,39 +160,14 @@ impl ModelClient for OllamaClient {
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
         let url = format!("{}/api/chat", self.base_url);
-        let body = self.body(&request);
         let client = self.clone();
         let target = url.clone();
-        let start = Box::pin(async move {
-            match client.http.post(&target, &body).await {
-                Ok(response) => Ok(response),
-                Err(HttpFailure::Other(e)) => Err(e),
-                Err(HttpFailure::Status { status, body }) => {
-                    let message = error_message(&body);
-                    let lower = message.to_ascii_lowercase();
-                    Err(if status == 404 && lower.contains("not found") {
-                        LlmError::UnknownModel {
-                            model: client.model.clone(),
-                            url: client.base_url.clone(),
-                            available: list_models(&client.http, &client.base_url).await,
-                        }
-                    } else if lower.contains("context") {
-                        LlmError::ContextOverflow(message)
-                    } else {
-                        LlmError::Status {
-                            url: target,
-                            status,
-                            message,
-                        }
-                    })
-                }
-            }
-        });
-        event_stream(
-            start,
+        post_stream(
+            &self.http,
+            url.clone(),
+            self.body(&request),
             LineDecoder::new(&url),
-            url,
-            self.http.options.idle_timeout,
+            move |status, body| async move { client.failure(&target, status, body).await },
         )
     }
 }

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 
 use crate::frames::SseParser;
 use crate::http::{
-    ConnectOptions, Decoder, Http, HttpFailure, error_message, event_stream, role_name,
-    tool_definitions,
+    ConnectOptions, Decoder, Http, error_message, post_stream, role_name, tool_definitions,
 };
 use crate::{ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream};
 
@@ -36,24 +35,7 @@ impl OpenAiClient {
         let base_url = base_url.trim_end_matches('/').to_string();
         let models_url = format!("{base_url}/models");
         let listing = http.get_json(&models_url).await?;
-        let entries: Vec<Value> = listing
-            .as_ref()
-            .and_then(|l| l.get("data"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let names_of = |entry: &Value| -> Vec<String> {
-            let mut names: Vec<String> = entry
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            if let Some(aliases) = entry.get("aliases").and_then(Value::as_array) {
-                names.extend(aliases.iter().filter_map(Value::as_str).map(str::to_string));
-            }
-            names
-        };
+        let entries = listing.as_ref().map(model_entries).unwrap_or_default();
         let entry = entries
             .iter()
             .find(|e| names_of(e).iter().any(|n| n == model));
@@ -153,11 +135,7 @@ impl OpenAiClient {
 
     /// The error for a failed chat request, with the server's model list when the
     /// model name was wrong.
-    async fn failure(&self, url: &str, failure: HttpFailure) -> LlmError {
-        let (status, body) = match failure {
-            HttpFailure::Other(e) => return e,
-            HttpFailure::Status { status, body } => (status, body),
-        };
+    async fn failure(&self, url: &str, status: u16, body: String) -> LlmError {
         let message = error_message(&body);
         let lower = body.to_ascii_lowercase();
         if lower.contains("exceed_context_size")
@@ -170,16 +148,7 @@ impl OpenAiClient {
         if status == 404 && lower.contains("model") {
             let models_url = format!("{}/models", self.base_url);
             let available = match self.http.get_json(&models_url).await {
-                Ok(Some(listing)) => listing
-                    .get("data")
-                    .and_then(Value::as_array)
-                    .map(|data| {
-                        data.iter()
-                            .filter_map(|e| e.get("id").and_then(Value::as_str))
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                Ok(Some(listing)) => model_entries(&listing).iter().flat_map(names_of).collect(),
                 _ => Vec::new(),
             };
             return LlmError::UnknownModel {
@@ -203,22 +172,39 @@ impl ModelClient for OpenAiClient {
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
         let url = format!("{}/chat/completions", self.base_url);
-        let body = self.body(&request);
         let client = self.clone();
         let target = url.clone();
-        let start = Box::pin(async move {
-            match client.http.post(&target, &body).await {
-                Ok(response) => Ok(response),
-                Err(failure) => Err(client.failure(&target, failure).await),
-            }
-        });
-        event_stream(
-            start,
+        post_stream(
+            &self.http,
+            url.clone(),
+            self.body(&request),
             ChunkDecoder::new(&url),
-            url,
-            self.http.options.idle_timeout,
+            move |status, body| async move { client.failure(&target, status, body).await },
         )
     }
+}
+
+/// The entries of a `/v1/models` listing.
+fn model_entries(listing: &Value) -> Vec<Value> {
+    listing
+        .get("data")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The names a listed model answers to: its id and any aliases (llama.cpp).
+fn names_of(entry: &Value) -> Vec<String> {
+    let mut names: Vec<String> = entry
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(aliases) = entry.get("aliases").and_then(Value::as_array) {
+        names.extend(aliases.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    names
 }
 
 /// A provider-neutral message in the Chat Completions shape.

@@ -51,6 +51,17 @@ async fn client(server: &MockServer, options: ConnectOptions) -> OpenAiClient {
         .unwrap()
 }
 
+/// Makes `request` a native-mode request offering one tool named `name`.
+fn native_tool(request: &mut ChatRequest, name: &str) {
+    request.protocol = ToolProtocol::Native;
+    request.tools = vec![ToolSpec {
+        name: name.into(),
+        description: format!("the {name} tool"),
+        parameters: json!({"type": "object"}),
+        read_only: true,
+    }];
+}
+
 fn request() -> ChatRequest {
     ChatRequest::new("s", vec![Message::system("sys"), Message::user("hi")])
 }
@@ -165,13 +176,7 @@ async fn native_call_fragments_repeating_id_and_name_are_assembled() {
     server.push("/v1/chat/completions", Reply::sse_in_pieces(&body, 13));
     let client = client(&server, options()).await;
     let mut request = request();
-    request.protocol = ToolProtocol::Native;
-    request.tools = vec![ToolSpec {
-        name: "grep".into(),
-        description: "search".into(),
-        parameters: json!({"type": "object"}),
-        read_only: true,
-    }];
+    native_tool(&mut request, "grep");
     request.messages.push(Message::assistant(
         "",
         vec![ToolCall {
@@ -448,13 +453,7 @@ async fn ollama_retries_while_loading_and_reads_native_calls() {
     server.push("/api/chat", Reply::sse_in_pieces(lines, 7));
     let client = ollama(&server, options()).await;
     let mut request = request();
-    request.protocol = ToolProtocol::Native;
-    request.tools = vec![ToolSpec {
-        name: "read".into(),
-        description: "read".into(),
-        parameters: json!({"type": "object"}),
-        read_only: true,
-    }];
+    native_tool(&mut request, "read");
     request.response_schema = Some(json!({"type": "object"}));
     let events = collect(&client, request).await;
     assert!(

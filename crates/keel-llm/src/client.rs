@@ -114,6 +114,9 @@ pub enum Constraint {
     /// compact JSON (no free whitespace for a small model to loop on), falling back
     /// to `response_format` for schemas the compiler does not cover.
     Gbnf,
+    /// The embedded engine: tool calls are constrained as they are generated (a grammar
+    /// switched on at `<tool_call>`), and `response_schema` is enforced.
+    Grammar,
 }
 
 /// A streaming model backend.
@@ -150,6 +153,8 @@ pub enum LlmError {
     BadResponse { url: String, reason: String },
     #[error("the model server reported an error mid-stream: {0}")]
     Server(String),
+    #[error("embedded engine: {0}")]
+    Engine(String),
     #[error("the prompt does not fit the model's context window: {0}")]
     ContextOverflow(String),
     #[error("{}", unknown_model(model, url, available))]

@@ -1,0 +1,813 @@
+//! Model loading (once per process), per-session contexts and the generation loop.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use keel_llm::ChatRequest;
+use keel_protocol::{Message, ToolSpec};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llguidance::Matcher;
+
+use crate::constraint::Constraints;
+use crate::metadata::{ModelMetadata, file_type_name};
+use crate::slot::Slot;
+use crate::template::{ChatTemplate, Part};
+use crate::{EngineError, logs};
+
+/// The context size when neither configuration nor a smaller trained context says.
+const DEFAULT_CONTEXT: u32 = 8192;
+/// Prompt tokens per llama.cpp batch.
+const BATCH: u32 = 512;
+/// Tokens a call in closing mode may still take beyond its budget before it is given up.
+const CLOSING_EXTRA: usize = 96;
+const TRIGGER: &[u8] = keel_llm::xml::OPEN.as_bytes();
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingOptions {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    /// Fixed seed (tests, benchmarks); random when unset.
+    pub seed: Option<u32>,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        Self {
+            temperature: 0.3,
+            top_k: 40,
+            top_p: 0.95,
+            seed: None,
+        }
+    }
+}
+
+/// How an engine runs its model.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Tokens per session context (default: the trained context, at most 8,192).
+    pub context_window: Option<u32>,
+    /// CPU threads (default: every available core).
+    pub threads: Option<usize>,
+    /// A built-in template by name instead of the one the GGUF implies.
+    pub chat_template: Option<String>,
+    /// Full-size sliding-window cache: rollback never forces a rebuild, more memory.
+    pub swa_full: bool,
+    /// Sessions whose KV cache stays in memory (least recently used is dropped).
+    pub max_sessions: usize,
+    /// Tokens one tool call may take before it is closed (still well-formed).
+    pub call_budget: usize,
+    pub sampling: SamplingOptions,
+    /// Called with 0.0..=1.0 while the model loads.
+    pub on_progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            context_window: None,
+            threads: None,
+            chat_template: None,
+            swa_full: false,
+            max_sessions: 4,
+            call_budget: 768,
+            sampling: SamplingOptions::default(),
+            on_progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("context_window", &self.context_window)
+            .field("threads", &self.threads)
+            .field("chat_template", &self.chat_template)
+            .field("swa_full", &self.swa_full)
+            .field("max_sessions", &self.max_sessions)
+            .field("call_budget", &self.call_budget)
+            .field("sampling", &self.sampling)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            logs::install();
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Load {
+            path: PathBuf::new(),
+            reason: format!("llama.cpp backend: {e}"),
+        })
+}
+
+/// A model loaded into this process. Models are never unloaded: they are loaded once and
+/// shared by every engine and session that names the same file.
+pub(crate) struct LoadedModel {
+    pub(crate) path: PathBuf,
+    pub(crate) model: &'static LlamaModel,
+    pub(crate) n_swa: u32,
+    constraints: OnceLock<Result<Constraints, String>>,
+    closing: OnceLock<Vec<(LlamaToken, u8)>>,
+}
+
+fn check_file(path: &Path) -> Result<(), EngineError> {
+    let bad = |reason: String| EngineError::ModelFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a file".into()));
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| bad(format!("cannot read its header ({e})")))?;
+    if &magic != b"GGUF" {
+        return Err(bad("not a GGUF model (the file does not start with `GGUF`)".into()));
+    }
+    Ok(())
+}
+
+impl LoadedModel {
+    /// The process's copy of the model at `path`, loading it on first use.
+    pub(crate) fn get(
+        path: &Path,
+        progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
+    ) -> Result<Arc<LoadedModel>, EngineError> {
+        static MODELS: Mutex<Vec<Arc<LoadedModel>>> = Mutex::new(Vec::new());
+        check_file(path)?;
+        let canonical = std::fs::canonicalize(path).map_err(|e| EngineError::ModelFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut models = MODELS.lock().map_err(|_| EngineError::Load {
+            path: path.to_path_buf(),
+            reason: "an earlier load panicked".into(),
+        })?;
+        if let Some(m) = models.iter().find(|m| m.path == canonical) {
+            return Ok(m.clone());
+        }
+        let backend = backend()?;
+        let mut params = LlamaModelParams::default();
+        if let Some(progress) = progress {
+            params = params.with_progress_callback(move |p| {
+                progress(p);
+                true
+            });
+        }
+        logs::clear();
+        let model = LlamaModel::load_from_file(backend, &canonical, &params).map_err(|e| {
+            EngineError::Load {
+                path: path.to_path_buf(),
+                reason: logs::reason(&format!("llama.cpp refused it ({e})")),
+            }
+        })?;
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+        let n_swa = model
+            .meta_val_str(&format!("{arch}.attention.sliding_window"))
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let loaded = Arc::new(LoadedModel {
+            path: canonical,
+            model,
+            n_swa,
+            constraints: OnceLock::new(),
+            closing: OnceLock::new(),
+        });
+        models.push(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn meta(&self, key: &str) -> Option<String> {
+        self.model.meta_val_str(key).ok()
+    }
+
+    pub(crate) fn architecture(&self) -> String {
+        self.meta("general.architecture").unwrap_or_default()
+    }
+
+    pub(crate) fn gguf_template(&self) -> Option<String> {
+        self.meta("tokenizer.chat_template")
+    }
+
+    pub(crate) fn metadata(&self) -> ModelMetadata {
+        let arch = self.architecture();
+        let template = self.gguf_template();
+        let keel_template = template
+            .as_deref()
+            .and_then(ChatTemplate::recognise)
+            .or_else(|| ChatTemplate::for_architecture(&arch))
+            .map(|t| t.name().to_string());
+        ModelMetadata {
+            path: self.path.clone(),
+            name: self.meta("general.name"),
+            parameters: self.model.n_params(),
+            file_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            quantisation: self
+                .meta("general.file_type")
+                .and_then(|v| v.parse().ok())
+                .map(file_type_name)
+                .unwrap_or_else(|| "unknown".into()),
+            context_length: self.model.n_ctx_train(),
+            sliding_window: (self.n_swa > 0).then_some(self.n_swa),
+            vocabulary: u32::try_from(self.model.n_vocab()).unwrap_or(0),
+            layers: self.model.n_layer(),
+            chat_template: template.is_some(),
+            keel_template,
+            architecture: arch,
+        }
+    }
+
+    fn constraints(&self) -> Result<&Constraints, EngineError> {
+        self.constraints
+            .get_or_init(|| Constraints::new(self.model).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| EngineError::Grammar(e.clone()))
+    }
+
+    /// Tokens whose text starts by closing a JSON string, object or array or the call's
+    /// markup, ranked: 0 = made only of `"`, `}`, `]`; 1 = starts with one of `"}]<`.
+    fn closing_tokens(&self) -> &[(LlamaToken, u8)] {
+        self.closing.get_or_init(|| {
+            let vocab = self.model.vocab();
+            let mut out = Vec::new();
+            for id in 0..self.model.n_vocab() {
+                let token = LlamaToken(id);
+                let piece = vocab.token_to_piece(token, false, None);
+                let Some(&first) = piece.first() else { continue };
+                if piece.iter().all(|b| matches!(b, b'"' | b'}' | b']')) {
+                    out.push((token, 0));
+                } else if matches!(first, b'"' | b'}' | b']' | b'<') {
+                    out.push((token, 1));
+                }
+            }
+            out
+        })
+    }
+}
+
+/// What one prefill did (`Engine::prefill`, for tests and benchmarks).
+#[derive(Debug, Clone)]
+pub struct Prefill {
+    /// Prompt tokens served from the cache.
+    pub cached: usize,
+    /// Prompt tokens evaluated now.
+    pub evaluated: usize,
+    /// Whether the sliding-window check threw the cache away.
+    pub rebuilt: bool,
+    /// The logits after the last prompt token.
+    pub logits: Vec<f32>,
+    pub elapsed: Duration,
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    EndOfTurn,
+    MaxTokens,
+    Cancelled,
+    /// The JSON demanded by `response_schema` is complete.
+    SchemaComplete,
+}
+
+/// The result of one request.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    /// Tool calls that were generated under the grammar.
+    pub constrained_calls: usize,
+    /// Calls the budget had to close.
+    pub closed_calls: usize,
+    pub time_to_first_token: Option<Duration>,
+    pub decode_time: Duration,
+    pub stop: Stop,
+}
+
+enum Mode {
+    Free,
+    /// Inside a `<tool_call>`, or a whole `response_schema` reply.
+    Constrained {
+        matcher: Matcher,
+        tokens: usize,
+        whole_reply: bool,
+    },
+}
+
+/// The embedded engine for one model: per-session KV caches over the shared weights.
+pub struct Engine {
+    model: Arc<LoadedModel>,
+    template: ChatTemplate,
+    options: EngineOptions,
+    n_ctx: u32,
+    threads: i32,
+    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    clock: AtomicU64,
+    /// One evaluation at a time: sessions share the cores token by token.
+    compute: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.model.path)
+            .field("template", &self.template)
+            .field("n_ctx", &self.n_ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads (or reuses) the model and prepares an engine for it.
+    pub fn load(path: &Path, options: EngineOptions) -> Result<Arc<Engine>, EngineError> {
+        let model = LoadedModel::get(path, options.on_progress.clone())?;
+        let template = match &options.chat_template {
+            Some(name) => ChatTemplate::by_name(name)?,
+            None => {
+                let arch = model.architecture();
+                model
+                    .gguf_template()
+                    .as_deref()
+                    .and_then(ChatTemplate::recognise)
+                    .or_else(|| ChatTemplate::for_architecture(&arch))
+                    .ok_or_else(|| {
+                        EngineError::Template(format!(
+                            "{} (architecture `{arch}`) has no chat template keel recognises; set `chat_template` to one of {}",
+                            path.display(),
+                            ChatTemplate::NAMES
+                        ))
+                    })?
+            }
+        };
+        let trained = model.model.n_ctx_train().max(1);
+        let n_ctx = options
+            .context_window
+            .unwrap_or(DEFAULT_CONTEXT)
+            .clamp(256, trained.max(256));
+        let threads = options
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(Arc::new(Engine {
+            model,
+            template,
+            n_ctx,
+            threads: i32::try_from(threads.max(1)).unwrap_or(1),
+            options,
+            slots: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+            compute: Mutex::new(()),
+        }))
+    }
+
+    pub fn context_window(&self) -> u32 {
+        self.n_ctx
+    }
+
+    pub fn template(&self) -> ChatTemplate {
+        self.template
+    }
+
+    pub fn metadata(&self) -> ModelMetadata {
+        self.model.metadata()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads as usize
+    }
+
+    /// The model's tokens for `text` (markup recognised when `special`).
+    pub fn tokenize(&self, text: &str, special: bool) -> Vec<i32> {
+        self.model
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, special)
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
+    }
+
+    /// Sessions whose KV cache is held now.
+    pub fn live_sessions(&self) -> usize {
+        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// Forgets a session's cache.
+    pub fn drop_session(&self, session: &str) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.remove(session);
+        }
+    }
+
+    fn slot(&self, session: &str) -> Result<Arc<Mutex<Slot>>, EngineError> {
+        static CREATE: Mutex<()> = Mutex::new(());
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| EngineError::Context("session table poisoned".into()))?;
+        if let Some(slot) = slots.get(session) {
+            return Ok(slot.clone());
+        }
+        while slots.len() >= self.options.max_sessions.max(1) {
+            // Drop the least recently used cache that no request is using.
+            let idle = slots
+                .iter()
+                .filter(|(_, s)| Arc::strong_count(s) == 1)
+                .filter_map(|(k, s)| s.try_lock().ok().map(|s| (s.last_used, k.clone())))
+                .min();
+            match idle {
+                Some((_, key)) => {
+                    slots.remove(&key);
+                }
+                None => break,
+            }
+        }
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(self.n_ctx))
+            .with_n_batch(BATCH)
+            .with_n_ubatch(BATCH)
+            .with_n_threads(self.threads)
+            .with_n_threads_batch(self.threads)
+            .with_swa_full(self.options.swa_full);
+        let backend = backend()?;
+        // llama.cpp mutates the model while creating a context: one at a time.
+        let _guard = CREATE.lock().map_err(|_| EngineError::Context("poisoned".into()))?;
+        logs::clear();
+        let ctx = self
+            .model
+            .model
+            .new_context(backend, params)
+            .map_err(|e| EngineError::Context(logs::reason(&e.to_string())))?;
+        let slot = Arc::new(Mutex::new(Slot::new(ctx)));
+        slots.insert(session.to_string(), slot.clone());
+        Ok(slot)
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The prompt tokens for `messages` in this session: markup with special tokens,
+    /// text literally, the model's earlier replies as the ids it generated.
+    fn prompt_tokens(&self, slot: &mut Slot, messages: &[Message]) -> Vec<LlamaToken> {
+        let vocab = self.model.model.vocab();
+        let mut out = Vec::new();
+        let mut used = HashMap::new();
+        for part in self.template.render(messages) {
+            match part {
+                Part::Bos => {
+                    if vocab.should_add_bos() {
+                        out.push(vocab.bos());
+                    }
+                }
+                Part::Markup(s) => out.extend(vocab.tokenize(s.as_bytes(), false, true)),
+                Part::Text(s) => out.extend(vocab.tokenize(s.as_bytes(), false, false)),
+                Part::Reply(s) => match slot.replies.remove(&s) {
+                    Some(ids) => {
+                        out.extend(ids.iter().copied());
+                        used.insert(s, ids);
+                    }
+                    None => out.extend(vocab.tokenize(s.as_bytes(), false, false)),
+                },
+            }
+        }
+        slot.replies = used;
+        out
+    }
+
+    /// Evaluates `prompt` after whatever of it the cache already holds. On return the
+    /// slot holds the prompt and the logits of its last token are ready at index
+    /// `returned.1`.
+    fn evaluate(
+        &self,
+        slot: &mut Slot,
+        prompt: &[LlamaToken],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(crate::slot::Reuse, i32), EngineError> {
+        if prompt.is_empty() {
+            return Err(EngineError::Decode("empty prompt".into()));
+        }
+        if prompt.len() >= self.n_ctx as usize {
+            return Err(EngineError::ContextOverflow {
+                needed: prompt.len() + 1,
+                window: self.n_ctx,
+            });
+        }
+        let reuse = slot.reuse(prompt, if self.options.swa_full { 0 } else { self.model.n_swa });
+        let mut batch = LlamaBatch::new(BATCH as usize, 1);
+        let mut last = 0;
+        let rest = &prompt[reuse.kept..];
+        for (n, chunk) in rest.chunks(BATCH as usize).enumerate() {
+            if cancelled() {
+                break;
+            }
+            batch.clear();
+            let start = reuse.kept + n * BATCH as usize;
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = start + i;
+                let is_last = pos + 1 == prompt.len();
+                batch
+                    .add(*token, pos as i32, &[0], is_last)
+                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+            }
+            self.decode(slot, &mut batch)?;
+            slot.tokens.extend_from_slice(chunk);
+            last = batch.n_tokens() - 1;
+        }
+        Ok((reuse, last))
+    }
+
+    fn decode(&self, slot: &mut Slot, batch: &mut LlamaBatch) -> Result<(), EngineError> {
+        let _turn = self.compute.lock().map_err(|_| EngineError::Decode("poisoned".into()))?;
+        logs::clear();
+        slot.ctx.decode(batch).map_err(|e| {
+            let reason = logs::reason(&e.to_string());
+            slot.clear();
+            EngineError::Decode(reason)
+        })
+    }
+
+    /// Makes `session`'s cache hold `tokens` (reusing what it can) and returns the
+    /// logits after the last one.
+    pub fn prefill(&self, session: &str, tokens: &[i32]) -> Result<Prefill, EngineError> {
+        let slot = self.slot(session)?;
+        let mut slot = slot
+            .lock()
+            .map_err(|_| EngineError::Context("session poisoned".into()))?;
+        slot.last_used = self.tick();
+        let prompt: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t)).collect();
+        let started = Instant::now();
+        let (reuse, last) = self.evaluate(&mut slot, &prompt, &|| false)?;
+        let logits = slot.ctx.get_logits_ith(last).to_vec();
+        Ok(Prefill {
+            cached: reuse.kept,
+            evaluated: prompt.len() - reuse.kept,
+            rebuilt: reuse.rebuilt,
+            logits,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Runs one request: the reply streams through `emit` piece by piece.
+    /// `cancelled` is polled before every token.
+    pub fn generate(
+        &self,
+        request: &ChatRequest,
+        cancelled: &dyn Fn() -> bool,
+        emit: &mut dyn FnMut(&str),
+    ) -> Result<Generation, EngineError> {
+        let started = Instant::now();
+        let slot = self.slot(&request.session_id)?;
+        let mut slot = slot
+            .lock()
+            .map_err(|_| EngineError::Context("session poisoned".into()))?;
+        slot.last_used = self.tick();
+        let messages = keel_llm::xml::to_xml_messages(&request.messages);
+        let prompt = self.prompt_tokens(&mut slot, &messages);
+        let (reuse, mut logits_at) = self.evaluate(&mut slot, &prompt, cancelled)?;
+        let mut generation = Generation {
+            text: String::new(),
+            prompt_tokens: prompt.len(),
+            cached_tokens: reuse.kept,
+            completion_tokens: 0,
+            constrained_calls: 0,
+            closed_calls: 0,
+            time_to_first_token: None,
+            decode_time: Duration::ZERO,
+            stop: Stop::Cancelled,
+        };
+        if slot.tokens.len() < prompt.len() {
+            return Ok(generation);
+        }
+        let max_tokens = request.max_tokens.map_or(2048, |m| m as usize).max(1);
+        let s = self.options.sampling;
+        let seed = s.seed.unwrap_or_else(rand_seed);
+        let mut sampler = LlamaSampler::chain_simple([
+            LlamaSampler::top_k(s.top_k),
+            LlamaSampler::top_p(s.top_p, 1),
+            LlamaSampler::temp(s.temperature),
+            LlamaSampler::dist(seed),
+        ]);
+        let tools: &[ToolSpec] = &request.tools;
+        let mut mode = match &request.response_schema {
+            Some(schema) => Mode::Constrained {
+                matcher: self.model.constraints()?.json(schema)?,
+                tokens: 0,
+                whole_reply: true,
+            },
+            None => Mode::Free,
+        };
+        let vocab = self.model.model.vocab();
+        let mut generated: Vec<LlamaToken> = Vec::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut emitted = 0usize;
+        let mut batch = LlamaBatch::new(1, 1);
+        let decode_started = Instant::now();
+        loop {
+            if cancelled() {
+                generation.stop = Stop::Cancelled;
+                break;
+            }
+            let over_budget = generated.len() >= max_tokens;
+            let (mut commit, piece): (Vec<LlamaToken>, Vec<u8>) = match &mut mode {
+                Mode::Free => {
+                    if over_budget {
+                        generation.stop = Stop::MaxTokens;
+                        break;
+                    }
+                    let token = sampler.sample(&slot.ctx, logits_at);
+                    if vocab.is_eog(token) || vocab.is_control(token) {
+                        generation.stop = Stop::EndOfTurn;
+                        break;
+                    }
+                    let piece = vocab.token_to_piece(token, false, None);
+                    (vec![token], piece)
+                }
+                Mode::Constrained { matcher, tokens, .. } => {
+                    let closing = over_budget || *tokens >= self.options.call_budget;
+                    if closing && (generated.len() >= max_tokens + CLOSING_EXTRA) {
+                        generation.stop = Stop::MaxTokens;
+                        break;
+                    }
+                    let logits = slot.ctx.get_logits_ith(logits_at);
+                    let Some(token) = self.constrained_pick(matcher, logits, closing, &mut sampler) else {
+                        // The grammar allows nothing more: leave it to the parser.
+                        mode = Mode::Free;
+                        continue;
+                    };
+                    if vocab.is_eog(token) {
+                        generation.stop = Stop::EndOfTurn;
+                        break;
+                    }
+                    if closing && *tokens < usize::MAX / 2 {
+                        generation.closed_calls += 1;
+                        *tokens = usize::MAX / 2; // counted once per call
+                    }
+                    let _ = matcher.consume_token(token.0 as u32);
+                    *tokens += 1;
+                    (vec![token], vocab.token_to_piece(token, false, None))
+                }
+            };
+            let mut piece = piece;
+            // Lazy constraint: free text until the model writes `<tool_call>`.
+            let mut enter_call = false;
+            if matches!(mode, Mode::Free) && !tools.is_empty() {
+                let before = bytes.len();
+                let mut window: Vec<u8> = bytes[before.saturating_sub(TRIGGER.len() - 1)..].to_vec();
+                let offset = before - window.len();
+                window.extend_from_slice(&piece);
+                if let Some(at) = find(&window, TRIGGER) {
+                    let end = offset + at + TRIGGER.len(); // in the combined buffer
+                    let keep = end - before;
+                    if keep < piece.len() {
+                        piece.truncate(keep);
+                        commit = vocab.tokenize(&piece, false, false);
+                    }
+                    enter_call = true;
+                }
+            }
+            for token in &commit {
+                batch.clear();
+                let pos = slot.tokens.len();
+                if pos + 1 >= self.n_ctx as usize {
+                    return Err(EngineError::ContextOverflow {
+                        needed: pos + 2,
+                        window: self.n_ctx,
+                    });
+                }
+                batch
+                    .add(*token, pos as i32, &[0], true)
+                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+                self.decode(&mut slot, &mut batch)?;
+                slot.tokens.push(*token);
+                generated.push(*token);
+                logits_at = 0;
+            }
+            if generation.time_to_first_token.is_none() {
+                generation.time_to_first_token = Some(started.elapsed());
+            }
+            bytes.extend_from_slice(&piece);
+            emitted += emit_utf8(&bytes[emitted..], emit);
+            if enter_call {
+                mode = Mode::Constrained {
+                    matcher: self.model.constraints()?.tool_call(tools)?,
+                    tokens: 0,
+                    whole_reply: false,
+                };
+                generation.constrained_calls += 1;
+            } else if let Mode::Constrained { matcher, whole_reply, .. } = &mut mode {
+                if matcher.is_accepting().unwrap_or(false) || matcher.is_stopped() {
+                    if *whole_reply {
+                        generation.stop = Stop::SchemaComplete;
+                        break;
+                    }
+                    mode = Mode::Free;
+                }
+            }
+        }
+        if emitted < bytes.len() {
+            emit(&String::from_utf8_lossy(&bytes[emitted..]));
+        }
+        generation.text = String::from_utf8_lossy(&bytes).into_owned();
+        generation.completion_tokens = generated.len();
+        generation.decode_time = decode_started.elapsed();
+        slot.replies
+            .insert(generation.text.trim().to_string(), generated);
+        Ok(generation)
+    }
+
+    /// One token under the grammar: the allowed ones sampled as usual, or, when the
+    /// call's budget is spent, the allowed token that closes fastest.
+    fn constrained_pick(
+        &self,
+        matcher: &mut Matcher,
+        logits: &[f32],
+        closing: bool,
+        sampler: &mut LlamaSampler,
+    ) -> Option<LlamaToken> {
+        let mask = matcher.compute_mask().ok()?;
+        if closing {
+            let best = self
+                .model
+                .closing_tokens()
+                .iter()
+                .filter(|(t, _)| mask.is_allowed(t.0 as u32))
+                .min_by(|(a, ra), (b, rb)| {
+                    ra.cmp(rb).then_with(|| {
+                        logits[b.0 as usize].total_cmp(&logits[a.0 as usize])
+                    })
+                });
+            if let Some((token, _)) = best {
+                return Some(*token);
+            }
+        }
+        let mut candidates = Vec::new();
+        mask.iter_set_entries(|i| {
+            if let Some(&logit) = logits.get(i) {
+                candidates.push(LlamaTokenData::new(LlamaToken(i as i32), logit, 0.0));
+            }
+        });
+        match candidates.len() {
+            0 => None,
+            1 => Some(candidates[0].id()),
+            _ if closing => candidates
+                .iter()
+                .max_by(|a, b| a.logit().total_cmp(&b.logit()))
+                .map(|c| c.id()),
+            _ => {
+                let mut array = LlamaTokenDataArray::new(candidates, false);
+                array.apply_sampler(sampler);
+                let token = array.selected_token()?;
+                sampler.accept(token);
+                Some(token)
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Emits the longest complete UTF-8 prefix of `pending` and returns its length.
+fn emit_utf8(pending: &[u8], emit: &mut dyn FnMut(&str)) -> usize {
+    let valid = match std::str::from_utf8(pending) {
+        Ok(s) => s.len(),
+        Err(e) if e.error_len().is_some() => pending.len(), // invalid, not incomplete
+        Err(e) => e.valid_up_to(),
+    };
+    if valid > 0 {
+        emit(&String::from_utf8_lossy(&pending[..valid]));
+    }
+    valid
+}
+
+fn rand_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}

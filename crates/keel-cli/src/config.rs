@@ -36,6 +36,39 @@ pub struct Layer {
     pub load_timeout_secs: Option<u64>,
     /// `keel doctor` thresholds.
     pub doctor: Option<DoctorLayer>,
+    /// The embedded engine (`embedded:` models).
+    pub engine: Option<EngineLayer>,
+}
+
+/// `[engine]`: how the embedded engine runs its model.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct EngineLayer {
+    /// CPU threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Built-in chat template (`gemma`, `chatml`, `llama3`) instead of the GGUF's.
+    pub chat_template: Option<String>,
+    /// Full-size sliding-window KV cache: more memory, never a rebuild on rollback.
+    pub swa_full: Option<bool>,
+    /// Sessions whose KV cache stays in memory.
+    pub max_sessions: Option<usize>,
+    /// Tokens a tool call may take before the engine closes it.
+    pub call_budget: Option<usize>,
+    pub temperature: Option<f32>,
+    pub seed: Option<u32>,
+}
+
+impl EngineLayer {
+    fn over(self, base: EngineLayer) -> EngineLayer {
+        EngineLayer {
+            threads: self.threads.or(base.threads),
+            chat_template: self.chat_template.or(base.chat_template),
+            swa_full: self.swa_full.or(base.swa_full),
+            max_sessions: self.max_sessions.or(base.max_sessions),
+            call_budget: self.call_budget.or(base.call_budget),
+            temperature: self.temperature.or(base.temperature),
+            seed: self.seed.or(base.seed),
+        }
+    }
 }
 
 /// `[doctor]`: thresholds of `keel doctor`'s checks.
@@ -85,6 +118,10 @@ impl Layer {
             request_timeout_secs: self.request_timeout_secs.or(base.request_timeout_secs),
             load_timeout_secs: self.load_timeout_secs.or(base.load_timeout_secs),
             doctor: match (self.doctor, base.doctor) {
+                (Some(top), Some(base)) => Some(top.over(base)),
+                (top, base) => top.or(base),
+            },
+            engine: match (self.engine, base.engine) {
                 (Some(top), Some(base)) => Some(top.over(base)),
                 (top, base) => top.or(base),
             },
@@ -158,6 +195,8 @@ pub struct Settings {
     /// How to talk to a model server.
     pub connect: ConnectOptions,
     pub doctor: DoctorThresholds,
+    /// `[engine]` as configured (defaults are the engine's).
+    pub engine: EngineLayer,
 }
 
 /// The merged configuration for a workspace, with `flags` as the top layer.
@@ -225,5 +264,6 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
         workspace: root,
         connect,
         doctor,
+        engine: merged.engine.unwrap_or_default(),
     })
 }

@@ -65,20 +65,22 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
     // memory tools included, so the context-window threshold is the same.
     let store = open_store().map(Arc::new);
 
-    match settings.model {
-        None => report.line(
-            Status::Fail,
-            "model",
-            "no model configured: pass --model SPEC, set KEEL_MODEL, or set `model` in the configuration",
-        ),
-        Some(spec) => {
+    match crate::model::model_spec(settings.model.clone()) {
+        Err(e) => report.line(Status::Fail, "model", format!("{e:#}")),
+        Ok(spec) => {
             // A spec that does not parse is a usage error, as everywhere else.
             let parsed = ModelSpec::parse(&spec)?;
             let started = Instant::now();
-            match keel_llm::connect(&spec, settings.connect.clone()).await {
-                Err(e) => report.line(Status::Fail, "model", e.to_string()),
+            match crate::model::open(&spec, &settings).await {
+                Err(crate::model::OpenError::Usage(e)) => {
+                    report.line(Status::Fail, "model", format!("{e:#}"))
+                }
+                Err(crate::model::OpenError::Failed(e)) => {
+                    report.line(Status::Fail, "model", e.to_string())
+                }
                 Ok(client) => {
-                    let mut agent = Agent::new(client, ToolRegistry::builtin(), settings.agent);
+                    let mut agent =
+                        Agent::new(client, ToolRegistry::builtin(), settings.agent.clone());
                     if let Ok(store) = &store {
                         agent = agent.with_memory(Arc::clone(store));
                     }

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod doctor;
 mod memory_cmd;
+mod model;
 mod printer;
 mod run;
 mod sessions_cmd;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             Command::Sessions(command) => sessions_cmd::run(command),
             Command::Memory(args) => memory_cmd::run(args),
             Command::Doctor(args) => doctor::run(args.model, args.workspace).await,
+            Command::Model(command) => model::run(command),
         }
     });
     match result {

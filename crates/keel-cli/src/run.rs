@@ -79,29 +79,17 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         verify: args.no_verify.then_some(false),
         ..Layer::default()
     };
-    let config::Settings {
-        model,
-        agent: config,
-        workspace,
-        connect,
-        ..
-    } = config::load(&dir, flags)?;
-    let model = model.ok_or_else(|| {
-        anyhow!(
-            "no model configured: pass --model SPEC (e.g. --model replay:script.jsonl), set KEEL_MODEL, or set `model` in ~/.config/keel/config.toml"
-        )
-    })?;
-    let client = match keel_llm::connect(&model, connect).await {
+    let settings = config::load(&dir, flags)?;
+    let model = settings.model.clone();
+    let config = settings.agent.clone();
+    let workspace = settings.workspace.clone();
+    let model = crate::model::model_spec(model)?;
+    let client = match crate::model::open(&model, &settings).await {
         Ok(client) => client,
-        // A spec that does not parse or names a missing script is a usage error; a
-        // server that cannot be used is a failed run.
-        Err(
-            e @ (LlmError::InvalidSpec { .. }
-            | LlmError::Unsupported { .. }
-            | LlmError::ReplayIo { .. }
-            | LlmError::ReplayFormat { .. }),
-        ) => return Err(e.into()),
-        Err(e) => {
+        // A spec that does not parse, a missing script or model file is a usage error;
+        // a server that cannot be used is a failed run.
+        Err(crate::model::OpenError::Usage(e)) => return Err(e),
+        Err(crate::model::OpenError::Failed(e)) => {
             eprintln!("keel: {e}");
             return Ok(exit_code(Outcome::Failed));
         }

@@ -579,6 +579,18 @@ impl Engine {
         cancelled: &dyn Fn() -> bool,
         emit: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError> {
+        self.generate_with_prefix(request, "", cancelled, emit)
+    }
+
+    /// Like [`Engine::generate`], with the reply forced to begin with `prefix` (which
+    /// counts as generated text: `<tool_call>` there opens a constrained call).
+    pub fn generate_with_prefix(
+        &self,
+        request: &ChatRequest,
+        prefix: &str,
+        cancelled: &dyn Fn() -> bool,
+        emit: &mut dyn FnMut(&str),
+    ) -> Result<Generation, EngineError> {
         let started = Instant::now();
         let slot = self.slot(&request.session_id)?;
         let mut slot = slot
@@ -625,6 +637,8 @@ impl Engine {
         let mut bytes: Vec<u8> = Vec::new();
         let mut emitted = 0usize;
         let mut batch = LlamaBatch::new(1, 1);
+        let mut forced: std::collections::VecDeque<LlamaToken> =
+            vocab.tokenize(prefix.as_bytes(), false, false).into();
         let decode_started = Instant::now();
         loop {
             if cancelled() {
@@ -633,6 +647,10 @@ impl Engine {
             }
             let over_budget = generated.len() >= max_tokens;
             let (mut commit, piece): (Vec<LlamaToken>, Vec<u8>) = match &mut mode {
+                Mode::Free if !forced.is_empty() => {
+                    let token = forced.pop_front().unwrap_or(LlamaToken(0));
+                    (vec![token], vocab.token_to_piece(token, false, None))
+                }
                 Mode::Free => {
                     if over_budget {
                         generation.stop = Stop::MaxTokens;

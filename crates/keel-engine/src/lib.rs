@@ -35,7 +35,7 @@ pub use client::EmbeddedClient;
 #[cfg(feature = "embedded")]
 pub use constraint::tool_call_grammar;
 #[cfg(feature = "embedded")]
-pub use engine::{Engine, EngineOptions, Generation, Prefill, SamplingOptions};
+pub use engine::{Engine, EngineOptions, Generation, Prefill, SamplingOptions, Stop};
 #[cfg(feature = "embedded")]
 pub use metadata::{ModelMetadata, read_metadata};
 

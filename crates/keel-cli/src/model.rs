@@ -94,7 +94,8 @@ async fn open_embedded(
     layer: &EngineLayer,
     context_window: Option<u32>,
 ) -> Result<Arc<dyn ModelClient>> {
-    let client = keel_engine::EmbeddedClient::connect(rest, engine_options(layer, context_window)).await?;
+    let client =
+        keel_engine::EmbeddedClient::connect(rest, engine_options(layer, context_window)).await?;
     Ok(Arc::new(client))
 }
 
@@ -126,8 +127,16 @@ pub fn run(command: ModelCommand) -> Result<u8> {
                 );
             } else {
                 for (name, entry) in entries {
-                    let mark = if name == DEFAULT_MODEL { " (default)" } else { "" };
-                    let missing = if entry.path.is_file() { "" } else { "  [file missing]" };
+                    let mark = if name == DEFAULT_MODEL {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    let missing = if entry.path.is_file() {
+                        ""
+                    } else {
+                        "  [file missing]"
+                    };
                     println!("{name}{mark}\t{}{missing}", entry.path.display());
                 }
             }
@@ -175,11 +184,20 @@ fn info(registry: &Registry, model: &str, json: bool) -> Result<()> {
     if let Some(w) = meta.sliding_window {
         println!("sliding window {w} tokens");
     }
-    println!("vocabulary    {} tokens, {} layers", meta.vocabulary, meta.layers);
+    println!(
+        "vocabulary    {} tokens, {} layers",
+        meta.vocabulary, meta.layers
+    );
     println!(
         "chat template {} (keel uses: {})",
-        if meta.chat_template { "in the GGUF" } else { "none in the GGUF" },
-        meta.keel_template.as_deref().unwrap_or("none known: set [engine] chat_template")
+        if meta.chat_template {
+            "in the GGUF"
+        } else {
+            "none in the GGUF"
+        },
+        meta.keel_template
+            .as_deref()
+            .unwrap_or("none known: set [engine] chat_template")
     );
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use keel_agent::{Agent, EventSink, Session};
-use keel_llm::LlmError;
 use keel_protocol::{Event, Outcome};
 use keel_store::Store;
 use keel_tools::ToolRegistry;

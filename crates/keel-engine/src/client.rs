@@ -6,13 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use keel_llm::{ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream, ToolProtocol};
+use keel_llm::{
+    ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream,
+    ToolProtocol,
+};
 use keel_protocol::Usage;
 use tokio::sync::mpsc;
 
+use crate::EngineError;
 use crate::engine::{Engine, EngineOptions};
 use crate::registry::Registry;
-use crate::EngineError;
 
 /// `embedded:NAME_OR_PATH` as a model client.
 #[derive(Debug, Clone)]

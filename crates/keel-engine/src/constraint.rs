@@ -64,8 +64,8 @@ impl Constraints {
     /// per model).
     pub(crate) fn new(model: &LlamaModel) -> Result<Self, EngineError> {
         let env = llama_cpp_2::sampling::LlamaSampler::llguidance_tok_env(model);
-        let mut factory = ParserFactory::new_simple(&env)
-            .map_err(|e| EngineError::Grammar(e.to_string()))?;
+        let mut factory =
+            ParserFactory::new_simple(&env).map_err(|e| EngineError::Grammar(e.to_string()))?;
         factory.quiet();
         Ok(Self {
             factory,
@@ -73,8 +73,17 @@ impl Constraints {
         })
     }
 
-    fn matcher(&self, key: String, grammar: impl FnOnce() -> TopLevelGrammar) -> Result<Matcher, EngineError> {
-        if let Some(m) = self.compiled.lock().ok().and_then(|c| c.get(&key).map(Matcher::deep_clone)) {
+    fn matcher(
+        &self,
+        key: String,
+        grammar: impl FnOnce() -> TopLevelGrammar,
+    ) -> Result<Matcher, EngineError> {
+        if let Some(m) = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).map(Matcher::deep_clone))
+        {
             return Ok(m);
         }
         let parser = self
@@ -97,10 +106,17 @@ impl Constraints {
     /// A matcher for one call's text after `<tool_call>`. A tool whose schema llguidance
     /// cannot compile is constrained to a JSON object instead of being dropped.
     pub(crate) fn tool_call(&self, tools: &[ToolSpec]) -> Result<Matcher, EngineError> {
-        let key = serde_json::to_string(&tools.iter().map(|t| (&t.name, &t.parameters)).collect::<Vec<_>>())
-            .unwrap_or_default();
+        let key = serde_json::to_string(
+            &tools
+                .iter()
+                .map(|t| (&t.name, &t.parameters))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
         let grammar = tool_call_grammar(tools);
-        match self.matcher(format!("calls:{key}"), || TopLevelGrammar::from_lark(grammar)) {
+        match self.matcher(format!("calls:{key}"), || {
+            TopLevelGrammar::from_lark(grammar)
+        }) {
             Ok(m) => Ok(m),
             Err(_) => {
                 let relaxed: Vec<ToolSpec> = tools
@@ -119,7 +135,9 @@ impl Constraints {
                     })
                     .collect();
                 let grammar = tool_call_grammar(&relaxed);
-                self.matcher(format!("relaxed:{key}"), || TopLevelGrammar::from_lark(grammar))
+                self.matcher(format!("relaxed:{key}"), || {
+                    TopLevelGrammar::from_lark(grammar)
+                })
             }
         }
     }
@@ -127,7 +145,9 @@ impl Constraints {
     /// A matcher for a whole response that must be JSON valid against `schema`.
     pub(crate) fn json(&self, schema: &Value) -> Result<Matcher, EngineError> {
         let schema = with_guidance(schema);
-        self.matcher(format!("json:{schema}"), || TopLevelGrammar::from_json_schema(schema))
+        self.matcher(format!("json:{schema}"), || {
+            TopLevelGrammar::from_json_schema(schema)
+        })
     }
 }
 
@@ -154,7 +174,10 @@ mod tests {
         let g = tool_call_grammar(&tools);
         let lines: Vec<&str> = g.lines().collect();
         assert_eq!(lines[0], "start: call_0 | call_1");
-        assert!(lines[1].starts_with(r#"call_0: "\n<name>bash</name>\n<input>" args_0"#), "{g}");
+        assert!(
+            lines[1].starts_with(r#"call_0: "\n<name>bash</name>\n<input>" args_0"#),
+            "{g}"
+        );
         assert!(lines[4].contains("\"path\""), "{g}");
         assert!(g.contains("\"whitespace_flexible\":false"), "{g}");
     }

@@ -143,7 +143,9 @@ fn check_file(path: &Path) -> Result<(), EngineError> {
         .and_then(|mut f| f.read_exact(&mut magic))
         .map_err(|e| bad(format!("cannot read its header ({e})")))?;
     if &magic != b"GGUF" {
-        return Err(bad("not a GGUF model (the file does not start with `GGUF`)".into()));
+        return Err(bad(
+            "not a GGUF model (the file does not start with `GGUF`)".into(),
+        ));
     }
     Ok(())
 }
@@ -183,7 +185,9 @@ impl LoadedModel {
             }
         })?;
         let model: &'static LlamaModel = Box::leak(Box::new(model));
-        let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+        let arch = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
         let n_swa = model
             .meta_val_str(&format!("{arch}.attention.sliding_window"))
             .ok()
@@ -256,7 +260,9 @@ impl LoadedModel {
             for id in 0..self.model.n_vocab() {
                 let token = LlamaToken(id);
                 let piece = vocab.token_to_piece(token, false, None);
-                let Some(&first) = piece.first() else { continue };
+                let Some(&first) = piece.first() else {
+                    continue;
+                };
                 if piece.iter().all(|b| matches!(b, b'"' | b'}' | b']')) {
                     out.push((token, 0));
                 } else if matches!(first, b'"' | b'}' | b']' | b'<') {
@@ -312,7 +318,7 @@ enum Mode {
     Free,
     /// Inside a `<tool_call>`, or a whole `response_schema` reply.
     Constrained {
-        matcher: Matcher,
+        matcher: Box<Matcher>,
         tokens: usize,
         whole_reply: bool,
     },
@@ -454,7 +460,9 @@ impl Engine {
             .with_swa_full(self.options.swa_full);
         let backend = backend()?;
         // llama.cpp mutates the model while creating a context: one at a time.
-        let _guard = CREATE.lock().map_err(|_| EngineError::Context("poisoned".into()))?;
+        let _guard = CREATE
+            .lock()
+            .map_err(|_| EngineError::Context("poisoned".into()))?;
         logs::clear();
         let ctx = self
             .model
@@ -516,7 +524,14 @@ impl Engine {
                 window: self.n_ctx,
             });
         }
-        let reuse = slot.reuse(prompt, if self.options.swa_full { 0 } else { self.model.n_swa });
+        let reuse = slot.reuse(
+            prompt,
+            if self.options.swa_full {
+                0
+            } else {
+                self.model.n_swa
+            },
+        );
         let mut batch = LlamaBatch::new(BATCH as usize, 1);
         let mut last = 0;
         let rest = &prompt[reuse.kept..];
@@ -541,7 +556,10 @@ impl Engine {
     }
 
     fn decode(&self, slot: &mut Slot, batch: &mut LlamaBatch) -> Result<(), EngineError> {
-        let _turn = self.compute.lock().map_err(|_| EngineError::Decode("poisoned".into()))?;
+        let _turn = self
+            .compute
+            .lock()
+            .map_err(|_| EngineError::Decode("poisoned".into()))?;
         logs::clear();
         slot.ctx.decode(batch).map_err(|e| {
             let reason = logs::reason(&e.to_string());
@@ -626,7 +644,7 @@ impl Engine {
         let tools: &[ToolSpec] = &request.tools;
         let mut mode = match &request.response_schema {
             Some(schema) => Mode::Constrained {
-                matcher: self.model.constraints()?.json(schema)?,
+                matcher: Box::new(self.model.constraints()?.json(schema)?),
                 tokens: 0,
                 whole_reply: true,
             },
@@ -664,14 +682,17 @@ impl Engine {
                     let piece = vocab.token_to_piece(token, false, None);
                     (vec![token], piece)
                 }
-                Mode::Constrained { matcher, tokens, .. } => {
+                Mode::Constrained {
+                    matcher, tokens, ..
+                } => {
                     let closing = over_budget || *tokens >= self.options.call_budget;
                     if closing && (generated.len() >= max_tokens + CLOSING_EXTRA) {
                         generation.stop = Stop::MaxTokens;
                         break;
                     }
                     let logits = slot.ctx.get_logits_ith(logits_at);
-                    let Some(token) = self.constrained_pick(matcher, logits, closing, &mut sampler) else {
+                    let Some(token) = self.constrained_pick(matcher, logits, closing, &mut sampler)
+                    else {
                         // The grammar allows nothing more: leave it to the parser.
                         mode = Mode::Free;
                         continue;
@@ -694,7 +715,8 @@ impl Engine {
             let mut enter_call = false;
             if matches!(mode, Mode::Free) && !tools.is_empty() {
                 let before = bytes.len();
-                let mut window: Vec<u8> = bytes[before.saturating_sub(TRIGGER.len() - 1)..].to_vec();
+                let mut window: Vec<u8> =
+                    bytes[before.saturating_sub(TRIGGER.len() - 1)..].to_vec();
                 let offset = before - window.len();
                 window.extend_from_slice(&piece);
                 if let Some(at) = find(&window, TRIGGER) {
@@ -731,19 +753,23 @@ impl Engine {
             emitted += emit_utf8(&bytes[emitted..], emit);
             if enter_call {
                 mode = Mode::Constrained {
-                    matcher: self.model.constraints()?.tool_call(tools)?,
+                    matcher: Box::new(self.model.constraints()?.tool_call(tools)?),
                     tokens: 0,
                     whole_reply: false,
                 };
                 generation.constrained_calls += 1;
-            } else if let Mode::Constrained { matcher, whole_reply, .. } = &mut mode {
-                if matcher.is_accepting().unwrap_or(false) || matcher.is_stopped() {
-                    if *whole_reply {
-                        generation.stop = Stop::SchemaComplete;
-                        break;
-                    }
-                    mode = Mode::Free;
+            } else if let Mode::Constrained {
+                matcher,
+                whole_reply,
+                ..
+            } = &mut mode
+                && (matcher.is_accepting().unwrap_or(false) || matcher.is_stopped())
+            {
+                if *whole_reply {
+                    generation.stop = Stop::SchemaComplete;
+                    break;
                 }
+                mode = Mode::Free;
             }
         }
         if emitted < bytes.len() {
@@ -774,9 +800,8 @@ impl Engine {
                 .iter()
                 .filter(|(t, _)| mask.is_allowed(t.0 as u32))
                 .min_by(|(a, ra), (b, rb)| {
-                    ra.cmp(rb).then_with(|| {
-                        logits[b.0 as usize].total_cmp(&logits[a.0 as usize])
-                    })
+                    ra.cmp(rb)
+                        .then_with(|| logits[b.0 as usize].total_cmp(&logits[a.0 as usize]))
                 });
             if let Some((token, _)) = best {
                 return Some(*token);

@@ -30,7 +30,9 @@ pub enum EngineError {
 impl From<EngineError> for keel_llm::LlmError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::ContextOverflow { .. } => keel_llm::LlmError::ContextOverflow(e.to_string()),
+            EngineError::ContextOverflow { .. } => {
+                keel_llm::LlmError::ContextOverflow(e.to_string())
+            }
             other => keel_llm::LlmError::Engine(other.to_string()),
         }
     }

@@ -12,7 +12,11 @@ const KEEP: usize = 16;
 static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
 static INSTALL: Once = Once::new();
 
-unsafe extern "C" fn capture(level: llama_cpp_sys_2::ggml_log_level, text: *const c_char, _: *mut c_void) {
+unsafe extern "C" fn capture(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const c_char,
+    _: *mut c_void,
+) {
     if text.is_null() {
         return;
     }

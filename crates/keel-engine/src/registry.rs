@@ -112,7 +112,9 @@ impl Registry {
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| err(e.to_string()))?;
         let text = toml::to_string_pretty(&self.file).map_err(|e| err(e.to_string()))?;
-        let tmp = self.dir.join(format!(".{REGISTRY_FILE}.{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{REGISTRY_FILE}.{}", std::process::id()));
         std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
         std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))
     }
@@ -175,7 +177,10 @@ mod tests {
         );
         assert_eq!(again.entries().count(), 1);
         // Paths pass through; unknown bare names list what is registered.
-        assert_eq!(again.resolve("x/y.gguf").unwrap(), PathBuf::from("x/y.gguf"));
+        assert_eq!(
+            again.resolve("x/y.gguf").unwrap(),
+            PathBuf::from("x/y.gguf")
+        );
         let err = again.resolve("nope").unwrap_err().to_string();
         assert!(err.contains("small"), "{err}");
     }

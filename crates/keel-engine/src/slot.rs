@@ -58,7 +58,10 @@ impl Slot {
     pub(crate) fn reuse(&mut self, prompt: &[LlamaToken], n_swa: u32) -> Reuse {
         let mut keep = common_prefix(&self.tokens, prompt).min(prompt.len().saturating_sub(1));
         if keep == self.tokens.len() {
-            return Reuse { kept: keep, rebuilt: false };
+            return Reuse {
+                kept: keep,
+                rebuilt: false,
+            };
         }
         let mut rebuilt = false;
         if keep > 0 && n_swa > 0 {
@@ -86,6 +89,9 @@ impl Slot {
                 rebuilt = true;
             }
         }
-        Reuse { kept: keep, rebuilt }
+        Reuse {
+            kept: keep,
+            rebuilt,
+        }
     }
 }

@@ -207,7 +207,10 @@ mod tests {
             ChatTemplate::recognise("{{ '<|im_start|>' + role }}"),
             Some(ChatTemplate::ChatMl)
         );
-        assert_eq!(ChatTemplate::for_architecture("gemma3"), Some(ChatTemplate::Gemma));
+        assert_eq!(
+            ChatTemplate::for_architecture("gemma3"),
+            Some(ChatTemplate::Gemma)
+        );
         assert_eq!(ChatTemplate::for_architecture("mamba"), None);
         assert!(ChatTemplate::by_name("vicuna").is_err());
         assert_eq!(ChatTemplate::by_name("qwen").unwrap(), ChatTemplate::ChatMl);

@@ -14,13 +14,17 @@ use serde_json::Value;
 /// The model file: `$KEEL_TEST_GGUF`, else where scripts/setup.sh puts it. Without it the
 /// test is skipped loudly, or fails under scripts/test.sh (`KEEL_REQUIRE_LLAMA_SERVER=1`).
 fn model() -> Option<PathBuf> {
-    let path = std::env::var_os("KEEL_TEST_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home.join(".local/share"))
-            .join("keel/models/gemma-3-270m-q4_k_m.gguf")
-    });
+    let path = std::env::var_os("KEEL_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".local/share"))
+                .join("keel/models/gemma-3-270m-q4_k_m.gguf")
+        });
     if path.is_file() {
         return Some(path);
     }
@@ -64,7 +68,11 @@ fn metadata_comes_from_the_gguf() {
     assert_eq!(meta.vocabulary, 262_144);
     assert!(!meta.chat_template, "the base model has no template");
     assert_eq!(meta.keel_template.as_deref(), Some("gemma"));
-    assert!((200_000_000..400_000_000).contains(&meta.parameters), "{}", meta.parameters);
+    assert!(
+        (200_000_000..400_000_000).contains(&meta.parameters),
+        "{}",
+        meta.parameters
+    );
     assert!(meta.file_bytes > 200_000_000);
 }
 
@@ -79,7 +87,10 @@ fn missing_and_corrupt_files_are_named() {
     let text = dir.path().join("notes.gguf");
     std::fs::write(&text, "hello, I am not a model").unwrap();
     let err = Engine::load(&text, EngineOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("notes.gguf") && err.to_string().contains("not a GGUF"), "{err}");
+    assert!(
+        err.to_string().contains("notes.gguf") && err.to_string().contains("not a GGUF"),
+        "{err}"
+    );
 
     // A real header cut short: llama.cpp refuses it and its reason is in the message.
     let Some(path) = model() else { return };
@@ -97,12 +108,19 @@ fn generation_streams_piece_by_piece() {
     let mut pieces = Vec::new();
     let g = engine
         .generate(
-            &request("stream", vec![Message::user("Write a short poem about the sea.")], 24),
+            &request(
+                "stream",
+                vec![Message::user("Write a short poem about the sea.")],
+                24,
+            ),
             &|| false,
             &mut |p| pieces.push(p.to_string()),
         )
         .unwrap();
-    assert!(g.completion_tokens > 1 && g.completion_tokens <= 24, "{g:?}");
+    assert!(
+        g.completion_tokens > 1 && g.completion_tokens <= 24,
+        "{g:?}"
+    );
     assert!(pieces.len() > 1, "{pieces:?}");
     assert_eq!(pieces.concat(), g.text);
     assert!(g.time_to_first_token.is_some());
@@ -115,11 +133,15 @@ fn turn_two_evaluates_only_the_new_suffix() {
         Message::system("You are a helpful assistant. ".repeat(40)),
         Message::user("Name three colours."),
     ];
-    let first = engine.generate(&request("kv", history.clone(), 40), &|| false, &mut |_| {}).unwrap();
+    let first = engine
+        .generate(&request("kv", history.clone(), 40), &|| false, &mut |_| {})
+        .unwrap();
     assert_eq!(first.cached_tokens, 0);
     history.push(Message::assistant(first.text.clone(), vec![]));
     history.push(Message::user("And three animals?"));
-    let second = engine.generate(&request("kv", history, 8), &|| false, &mut |_| {}).unwrap();
+    let second = engine
+        .generate(&request("kv", history, 8), &|| false, &mut |_| {})
+        .unwrap();
     // Cached: the whole first prompt and the reply's own ids. Evaluated: the markup that
     // closes the reply and the new user turn.
     let suffix: usize = [
@@ -132,13 +154,24 @@ fn turn_two_evaluates_only_the_new_suffix() {
     .iter()
     .map(|(t, special)| engine.tokenize(t, *special).len())
     .sum();
-    assert_eq!(second.cached_tokens, first.prompt_tokens + first.completion_tokens, "{second:?}");
-    assert_eq!(second.prompt_tokens - second.cached_tokens, suffix, "{second:?}");
+    assert_eq!(
+        second.cached_tokens,
+        first.prompt_tokens + first.completion_tokens,
+        "{second:?}"
+    );
+    assert_eq!(
+        second.prompt_tokens - second.cached_tokens,
+        suffix,
+        "{second:?}"
+    );
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Mean absolute logit difference. Batches of different shapes take different matmul
@@ -153,7 +186,8 @@ fn mean_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn reused_cache_gives_the_logits_of_a_cold_run() {
     let Some(engine) = engine(1) else { return };
-    let text = "The quick brown fox jumps over the lazy dog while counting sheep and stars. ".repeat(120);
+    let text =
+        "The quick brown fox jumps over the lazy dog while counting sheep and stars. ".repeat(120);
     let all = engine.tokenize(&text, false);
     assert!(all.len() > 1500, "{}", all.len());
     let a = &all[..1500];
@@ -162,7 +196,10 @@ fn reused_cache_gives_the_logits_of_a_cold_run() {
     let first = engine.prefill("warm", &a[..1400]).unwrap();
     assert_eq!(first.cached, 0);
     let warm = engine.prefill("warm", a).unwrap();
-    assert_eq!((warm.cached, warm.evaluated, warm.rebuilt), (1400, 100, false));
+    assert_eq!(
+        (warm.cached, warm.evaluated, warm.rebuilt),
+        (1400, 100, false)
+    );
     let cold = engine.prefill("cold-a", a).unwrap();
     let d = mean_diff(&warm.logits, &cold.logits);
     assert!(d < 0.4, "appended: mean logit difference {d}");
@@ -170,7 +207,10 @@ fn reused_cache_gives_the_logits_of_a_cold_run() {
 
     // Diverging inside the sliding window (512): reuse is safe.
     let mut b = a[..1450].to_vec();
-    b.extend(engine.tokenize(&" Then a completely different story begins here, with ships.".repeat(5), false));
+    b.extend(engine.tokenize(
+        &" Then a completely different story begins here, with ships.".repeat(5),
+        false,
+    ));
     let near = engine.prefill("warm", &b).unwrap();
     assert_eq!((near.cached, near.rebuilt), (1450, false));
     let cold = engine.prefill("cold-b", &b).unwrap();
@@ -182,7 +222,10 @@ fn reused_cache_gives_the_logits_of_a_cold_run() {
     // or the logits would silently be wrong.
     let mut c = a[..700].to_vec();
     c.extend(&all[1500..1500 + 300]);
-    c.extend(engine.tokenize(&"Something else entirely, about rivers and mountains. ".repeat(40), false));
+    c.extend(engine.tokenize(
+        &"Something else entirely, about rivers and mountains. ".repeat(40),
+        false,
+    ));
     let far = engine.prefill("warm", &c).unwrap();
     assert!(far.rebuilt, "{far:?}");
     assert_eq!(far.cached, 0);
@@ -214,19 +257,24 @@ fn valid(value: &Value, schema: &Value) -> Result<(), String> {
             return Err(format!("{value} is not {kinds:?}"));
         }
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            return Err(format!("{value} not in {options:?}"));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{value} not in {options:?}"));
     }
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-        if value.as_f64().is_some_and(|v| v < min) {
-            return Err(format!("{value} < {min}"));
-        }
+    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+        && value.as_f64().is_some_and(|v| v < min)
+    {
+        return Err(format!("{value} < {min}"));
     }
     if let Some(object) = value.as_object() {
         let properties = schema.get("properties").and_then(Value::as_object);
-        for key in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for key in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = key.as_str().unwrap_or_default();
             if !object.contains_key(key) {
                 return Err(format!("missing `{key}`"));
@@ -254,13 +302,16 @@ fn check_calls(text: &str, tools: &[ToolSpec]) -> Result<usize, String> {
     let parsed = keel_llm::xml::parse_response(text);
     let mut n = 0;
     for call in &parsed.calls {
-        let call = call.as_ref().map_err(|bad| format!("malformed call: {} in {text:?}", bad.message()))?;
+        let call = call
+            .as_ref()
+            .map_err(|bad| format!("malformed call: {} in {text:?}", bad.message()))?;
         n += 1;
         let tool = tools
             .iter()
             .find(|t| t.name == call.name)
             .ok_or_else(|| format!("unknown tool {}", call.name))?;
-        valid(&call.arguments, &tool.parameters).map_err(|e| format!("{}: {e} in {text:?}", call.name))?;
+        valid(&call.arguments, &tool.parameters)
+            .map_err(|e| format!("{}: {e} in {text:?}", call.name))?;
     }
     Ok(n)
 }
@@ -285,7 +336,10 @@ fn constrained_calls_match_every_tools_schema_across_seeds() {
             );
             let mut r = request(
                 &format!("{}-{seed}", tool.name),
-                vec![Message::system(system), Message::user(format!("Use the {} tool now.", tool.name))],
+                vec![
+                    Message::system(system),
+                    Message::user(format!("Use the {} tool now.", tool.name)),
+                ],
                 64,
             );
             r.tools = vec![tool.clone()];
@@ -295,7 +349,12 @@ fn constrained_calls_match_every_tools_schema_across_seeds() {
                 .unwrap();
             assert!(g.constrained_calls >= 1, "{g:?}");
             let found = check_calls(&g.text, &tools).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-            assert!(found >= 1, "no complete call for {} (seed {seed}): {:?}", tool.name, g.text);
+            assert!(
+                found >= 1,
+                "no complete call for {} (seed {seed}): {:?}",
+                tool.name,
+                g.text
+            );
             calls += found;
             engine.drop_session(&r.session_id);
         }
@@ -306,13 +365,19 @@ fn constrained_calls_match_every_tools_schema_across_seeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_streams_usage_and_cancels_at_once() {
     let Some(path) = model() else { return };
-    let client = keel_engine::EmbeddedClient::connect(path.to_str().unwrap(), options(5)).await.unwrap();
+    let client = keel_engine::EmbeddedClient::connect(path.to_str().unwrap(), options(5))
+        .await
+        .unwrap();
     let info = client.info();
     assert_eq!(info.context_window, Some(4096));
     assert_eq!(info.constraint, Some(keel_llm::Constraint::Grammar));
 
     use futures_util::StreamExt;
-    let mut stream = client.stream(request("c", vec![Message::user("Count from one to fifty.")], 16));
+    let mut stream = client.stream(request(
+        "c",
+        vec![Message::user("Count from one to fifty.")],
+        16,
+    ));
     let mut text = String::new();
     let mut usage = None;
     while let Some(event) = stream.next().await {
@@ -328,15 +393,23 @@ async fn client_streams_usage_and_cancels_at_once() {
     // Dropping the stream stops generation: the session is free again at once and the
     // engine generated about as many tokens as were read.
     let engine = client.engine().clone();
-    let mut stream = client.stream(request("c2", vec![Message::user("Count from one to five hundred.")], 2000));
+    let mut stream = client.stream(request(
+        "c2",
+        vec![Message::user("Count from one to five hundred.")],
+        2000,
+    ));
     let _ = stream.next().await;
     drop(stream);
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
     let g = tokio::task::spawn_blocking(move || {
-        engine.generate(&request("c2", vec![Message::user("Hi")], 4), &|| false, &mut |_| {
-            s.fetch_add(1, Ordering::Relaxed);
-        })
+        engine.generate(
+            &request("c2", vec![Message::user("Hi")], 4),
+            &|| false,
+            &mut |_| {
+                s.fetch_add(1, Ordering::Relaxed);
+            },
+        )
     })
     .await
     .unwrap()
@@ -350,7 +423,11 @@ fn cancellation_stops_within_one_token() {
     let pieces = AtomicUsize::new(0);
     let g = engine
         .generate(
-            &request("cancel", vec![Message::user("Count from one to five hundred.")], 500),
+            &request(
+                "cancel",
+                vec![Message::user("Count from one to five hundred.")],
+                500,
+            ),
             &|| pieces.load(Ordering::Relaxed) >= 5,
             &mut |_| {
                 pieces.fetch_add(1, Ordering::Relaxed);
@@ -366,19 +443,40 @@ async fn context_overflow_is_an_error_not_a_crash() {
     let Some(path) = model() else { return };
     let mut opts = options(2);
     opts.context_window = Some(256);
-    let client = keel_engine::EmbeddedClient::connect(path.to_str().unwrap(), opts).await.unwrap();
+    let client = keel_engine::EmbeddedClient::connect(path.to_str().unwrap(), opts)
+        .await
+        .unwrap();
     use futures_util::StreamExt;
     // A prompt longer than the window.
     let long = "word ".repeat(400);
-    let events: Vec<_> = client.stream(request("o1", vec![Message::user(long)], 8)).collect().await;
-    assert!(matches!(events.last(), Some(Err(LlmError::ContextOverflow(_)))), "{events:?}");
-    // A reply that runs into the end of the window.
     let events: Vec<_> = client
-        .stream(request("o2", vec![Message::user("Count from one to one thousand: 1, 2, 3,".repeat(4))], 1000))
+        .stream(request("o1", vec![Message::user(long)], 8))
         .collect()
         .await;
-    assert!(matches!(events.last(), Some(Err(LlmError::ContextOverflow(_)))), "{:?}", events.last());
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::ContextOverflow(_)))),
+        "{events:?}"
+    );
+    // A reply that runs into the end of the window.
+    let events: Vec<_> = client
+        .stream(request(
+            "o2",
+            vec![Message::user(
+                "Count from one to one thousand: 1, 2, 3,".repeat(4),
+            )],
+            1000,
+        ))
+        .collect()
+        .await;
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::ContextOverflow(_)))),
+        "{:?}",
+        events.last()
+    );
     // The engine still works afterwards.
-    let events: Vec<_> = client.stream(request("o3", vec![Message::user("Hi")], 4)).collect().await;
+    let events: Vec<_> = client
+        .stream(request("o3", vec![Message::user("Hi")], 4))
+        .collect()
+        .await;
     assert!(events.iter().all(Result::is_ok), "{events:?}");
 }

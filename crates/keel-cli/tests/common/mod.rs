@@ -43,6 +43,7 @@ impl Env {
             .env("KEEL_HOME", self.home.path().join("data"))
             .env("CARGO_TARGET_DIR", self.home.path().join("target"))
             .env_remove("KEEL_MODEL")
+            .env_remove("KEEL_MODELS_DIR")
             .env_remove("KEEL_CONFIG")
             .env_remove("KEEL_TEST_COMMAND")
             .env_remove("XDG_CONFIG_HOME")

@@ -43,6 +43,8 @@ pub struct SamplingOptions {
     pub top_p: f32,
     /// Fixed seed (tests, benchmarks); random when unset.
     pub seed: Option<u32>,
+    /// Keep generating past end-of-turn tokens (llama.cpp's `ignore_eos`; benchmarks).
+    pub ignore_eog: bool,
 }
 
 impl Default for SamplingOptions {
@@ -52,6 +54,7 @@ impl Default for SamplingOptions {
             top_k: 40,
             top_p: 0.95,
             seed: None,
+            ignore_eog: false,
         }
     }
 }
@@ -675,7 +678,7 @@ impl Engine {
                         break;
                     }
                     let token = sampler.sample(&slot.ctx, logits_at);
-                    if vocab.is_eog(token) || vocab.is_control(token) {
+                    if (vocab.is_eog(token) || vocab.is_control(token)) && !s.ignore_eog {
                         generation.stop = Stop::EndOfTurn;
                         break;
                     }

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use keel_engine::{Engine, EngineError, EngineOptions, SamplingOptions, read_metadata};
 use keel_llm::{ChatRequest, LlmError, ModelClient, ModelEvent};
 use keel_protocol::{Message, ToolSpec};
-use serde_json::Value;
+#[path = "common/schema.rs"]
+mod schema;
+
+use schema::check_calls;
 
 /// The model file: `$KEEL_TEST_GGUF`, else where scripts/setup.sh puts it. Without it the
 /// test is skipped loudly, or fails under scripts/test.sh (`KEEL_REQUIRE_LLAMA_SERVER=1`).
@@ -233,87 +236,6 @@ fn reused_cache_gives_the_logits_of_a_cold_run() {
     // Rebuilt from scratch: exactly the cold computation.
     let d = max_diff(&far.logits, &cold.logits);
     assert!(d < 1e-3, "far divergence: max logit difference {d}");
-}
-
-/// A minimal JSON-schema check for the built-in tools' schemas.
-fn valid(value: &Value, schema: &Value) -> Result<(), String> {
-    if let Some(kinds) = schema.get("type") {
-        let kinds: Vec<&str> = match kinds {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let ok = kinds.iter().any(|k| match *k {
-            "object" => value.is_object(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "array" => value.is_array(),
-            "null" => value.is_null(),
-            _ => true,
-        });
-        if !ok {
-            return Err(format!("{value} is not {kinds:?}"));
-        }
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        return Err(format!("{value} not in {options:?}"));
-    }
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-        && value.as_f64().is_some_and(|v| v < min)
-    {
-        return Err(format!("{value} < {min}"));
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for key in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = key.as_str().unwrap_or_default();
-            if !object.contains_key(key) {
-                return Err(format!("missing `{key}`"));
-            }
-        }
-        for (key, v) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(sub) => valid(v, sub)?,
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("unexpected `{key}`"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for v in array {
-            valid(v, items)?;
-        }
-    }
-    Ok(())
-}
-
-fn check_calls(text: &str, tools: &[ToolSpec]) -> Result<usize, String> {
-    let parsed = keel_llm::xml::parse_response(text);
-    let mut n = 0;
-    for call in &parsed.calls {
-        let call = call
-            .as_ref()
-            .map_err(|bad| format!("malformed call: {} in {text:?}", bad.message()))?;
-        n += 1;
-        let tool = tools
-            .iter()
-            .find(|t| t.name == call.name)
-            .ok_or_else(|| format!("unknown tool {}", call.name))?;
-        valid(&call.arguments, &tool.parameters)
-            .map_err(|e| format!("{}: {e} in {text:?}", call.name))?;
-    }
-    Ok(n)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel_engine::{Engine, EngineError, EngineOptions, SamplingOptions, read_metadata};
 use keel_llm::{ChatRequest, LlmError, ModelClient, ModelEvent};
-use keel_protocol::{Message, ToolSpec};
+use keel_protocol::Message;
 #[path = "common/schema.rs"]
 mod schema;
 

@@ -138,8 +138,10 @@ fn constrained(model: &Path, samples: usize) -> serde_json::Value {
                 Some(end) => &g.text[..end + "</tool_call>".len()],
                 None => &g.text,
             };
-            if matches!(schema::check_calls(first, &tools), Ok(n) if n >= 1) {
-                valid += 1;
+            match schema::check_calls(first, &tools) {
+                Ok(n) if n >= 1 => valid += 1,
+                Ok(_) => eprintln!("no complete call: {first:?}"),
+                Err(e) => eprintln!("invalid: {e}"),
             }
             tokens += g.completion_tokens;
             secs += g.decode_time.as_secs_f64();

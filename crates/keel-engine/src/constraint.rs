@@ -28,11 +28,30 @@ fn guidance() -> Value {
     json!({"whitespace_flexible": false, "key_separator": ": ", "item_separator": ", "})
 }
 
+/// Bounds integers the schema leaves open: an unbounded integer lets a small model write
+/// a hundred digits, valid JSON Schema that no tool can take (keel's are `usize`/`u64`).
+fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("integer") {
+                map.entry("maximum").or_insert(json!(999_999_999_999_u64));
+                map.entry("minimum").or_insert(json!(-999_999_999_999_i64));
+            }
+            for v in map.values_mut() {
+                bound_integers(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
 fn with_guidance(schema: &Value) -> Value {
     let mut schema = match schema {
         Value::Object(_) => schema.clone(),
         _ => json!({"type": "object"}),
     };
+    bound_integers(&mut schema);
     if let Value::Object(map) = &mut schema {
         map.insert("x-guidance".into(), guidance());
     }

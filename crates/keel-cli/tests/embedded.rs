@@ -2,34 +2,12 @@
 //! the default model when none is configured, the agent loop, and bad model files.
 
 mod common;
-
-use std::path::PathBuf;
+#[path = "../../keel-engine/tests/common/model.rs"]
+mod model;
 
 use common::{Env, parse_lines};
+use model::model;
 use serde_json::Value;
-
-fn model() -> Option<PathBuf> {
-    let path = std::env::var_os("KEEL_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home.join(".local/share"))
-                .join("keel/models/gemma-3-270m-q4_k_m.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    let message = format!("no model at {} (run scripts/setup.sh)", path.display());
-    if std::env::var("KEEL_REQUIRE_LLAMA_SERVER").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("\n*** SKIPPED: {message} ***\n");
-    None
-}
 
 #[test]
 fn model_add_list_and_info() {

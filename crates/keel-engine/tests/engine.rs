@@ -2,42 +2,20 @@
 //! scripts/setup.sh): loading, streaming, KV reuse (counted and checked against cold
 //! logits across the sliding-window trap), constrained calls, cancellation, overflow.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel_engine::{Engine, EngineError, EngineOptions, SamplingOptions, read_metadata};
 use keel_llm::{ChatRequest, LlmError, ModelClient, ModelEvent};
 use keel_protocol::Message;
+#[path = "common/model.rs"]
+mod model;
 #[path = "common/schema.rs"]
 mod schema;
 
-use schema::check_calls;
+use model::model;
 
-/// The model file: `$KEEL_TEST_GGUF`, else where scripts/setup.sh puts it. Without it the
-/// test is skipped loudly, or fails under scripts/test.sh (`KEEL_REQUIRE_LLAMA_SERVER=1`).
-fn model() -> Option<PathBuf> {
-    let path = std::env::var_os("KEEL_TEST_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| home.join(".local/share"))
-                .join("keel/models/gemma-3-270m-q4_k_m.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    let message = format!("no model at {} (run scripts/setup.sh)", path.display());
-    if std::env::var("KEEL_REQUIRE_LLAMA_SERVER").as_deref() == Ok("1") {
-        panic!("{message}");
-    }
-    eprintln!("\n*** SKIPPED: {message} ***\n");
-    None
-}
+use schema::check_calls;
 
 fn options(seed: u32) -> EngineOptions {
     EngineOptions {

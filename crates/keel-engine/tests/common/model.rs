@@ -1,0 +1,29 @@
+//! Where the real model for tests is. Shared by the engine tests and the CLI's.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The model file: `$KEEL_TEST_GGUF`, else where scripts/setup.sh puts it. Without it the
+/// test is skipped loudly, or fails under scripts/test.sh (`KEEL_REQUIRE_LLAMA_SERVER=1`).
+pub fn model() -> Option<PathBuf> {
+    let path = std::env::var_os("KEEL_TEST_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".local/share"))
+                .join("keel/models/gemma-3-270m-q4_k_m.gguf")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = format!("no model at {} (run scripts/setup.sh)", path.display());
+    if std::env::var("KEEL_REQUIRE_LLAMA_SERVER").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("\n*** SKIPPED: {message} ***\n");
+    None
+}

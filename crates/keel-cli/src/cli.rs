@@ -124,8 +124,8 @@ pub struct RunArgs {
     /// Project directory the agent works in [default: current directory].
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workspace: Option<PathBuf>,
-    /// Model spec: openai:MODEL@BASE_URL, ollama:MODEL[@BASE_URL] or replay:FILE
-    /// (embedded: is not in this build yet).
+    /// Model spec: embedded:NAME_OR_GGUF, openai:MODEL@BASE_URL, ollama:MODEL[@BASE_URL]
+    /// or replay:FILE [default: the registered model gemma-3-270m].
     #[arg(long, short = 'm', value_name = "SPEC")]
     pub model: Option<String>,
     /// Model requests per turn before giving up [default: 20].

@@ -2,8 +2,6 @@
 //! rest to `keel_llm`; with nothing configured, the registered default model. Also the
 //! `keel model` commands.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
@@ -76,6 +74,7 @@ fn engine_options(layer: &EngineLayer, context_window: Option<u32>) -> keel_engi
         options.sampling.temperature = v.max(0.0);
     }
     options.sampling.seed = layer.seed;
+    use std::io::{IsTerminal, Write};
     if std::io::stderr().is_terminal() {
         options.on_progress = Some(Arc::new(|p: f32| {
             let mut err = std::io::stderr();
@@ -142,25 +141,12 @@ pub fn run(command: ModelCommand) -> Result<u8> {
             }
         }
         ModelCommand::Add { name, path } => {
-            check_gguf(&path)?;
             registry.add(&name, &path)?;
             println!("registered `{name}`: use --model embedded:{name}");
         }
         ModelCommand::Info { model, json } => info(&registry, &model, json)?,
     }
     Ok(0)
-}
-
-fn check_gguf(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    if &magic != b"GGUF" {
-        return Err(anyhow!("{} is not a GGUF model file", path.display()));
-    }
-    Ok(())
 }
 
 #[cfg(feature = "embedded")]

@@ -35,13 +35,8 @@ fn model_add_list_and_info() {
     assert_eq!(info["keel_template"], "gemma");
     // Not a GGUF: refused before it is registered.
     std::fs::write(env.repo.path().join("x.gguf"), "nope").unwrap();
-    let out = env
-        .keel()
-        .args(["model", "add", "x", "x.gguf"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("x.gguf"));
+    let stderr = usage_error(&env, &["model", "add", "x", "x.gguf"]);
+    assert!(stderr.contains("x.gguf"), "{stderr}");
 }
 
 #[test]
@@ -96,16 +91,21 @@ fn the_default_model_runs_two_iterations_with_well_formed_calls() {
     assert!(!events.iter().any(|e| e["type"] == "error"), "{events:?}");
 }
 
+/// Runs `keel ARGS`, expects a usage error (exit 2) and returns its stderr.
+fn usage_error(env: &Env, args: &[&str]) -> String {
+    let out = env.keel().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn missing_and_corrupt_model_files_are_named() {
     let env = Env::new(&[("README.md", "# demo\n")]);
-    let out = env
-        .keel()
-        .args(["run", "--model", "embedded:/nonexistent/m.gguf", "hi"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = usage_error(
+        &env,
+        &["run", "--model", "embedded:/nonexistent/m.gguf", "hi"],
+    );
     assert!(stderr.contains("/nonexistent/m.gguf"), "{stderr}");
 
     std::fs::write(
@@ -113,31 +113,17 @@ fn missing_and_corrupt_model_files_are_named() {
         b"GGUF\x03\x00\x00\x00garbage",
     )
     .unwrap();
-    let out = env
-        .keel()
-        .args(["run", "--model", "embedded:bad.gguf", "hi"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = usage_error(&env, &["run", "--model", "embedded:bad.gguf", "hi"]);
     assert!(
         stderr.contains("bad.gguf") && stderr.contains("cannot load model"),
         "{stderr}"
     );
 
     // An unknown name lists what is registered (nothing here) and how to add one.
-    let out = env
-        .keel()
-        .args(["run", "--model", "embedded:qwen", "hi"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = usage_error(&env, &["run", "--model", "embedded:qwen", "hi"]);
     assert!(stderr.contains("keel model add"), "{stderr}");
 
     // Nothing configured and no default installed: says how to get one.
-    let out = env.keel().args(["run", "hi"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = usage_error(&env, &["run", "hi"]);
     assert!(stderr.contains("scripts/setup.sh"), "{stderr}");
 }

@@ -59,7 +59,7 @@ fn with_guidance(schema: &Value) -> Value {
 }
 
 /// The Lark grammar of the text after `<tool_call>` for these tools.
-pub fn tool_call_grammar(tools: &[ToolSpec]) -> String {
+pub(crate) fn tool_call_grammar(tools: &[ToolSpec]) -> String {
     let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let alternatives: Vec<String> = (0..sorted.len()).map(|i| format!("call_{i}")).collect();

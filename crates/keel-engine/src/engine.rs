@@ -1,7 +1,6 @@
 //! Model loading (once per process), per-session contexts and the generation loop.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +22,7 @@ use llguidance::Matcher;
 
 use crate::constraint::Constraints;
 use crate::metadata::{ModelMetadata, file_type_name};
+use crate::registry::check_gguf;
 use crate::slot::Slot;
 use crate::template::{ChatTemplate, Part};
 use crate::{EngineError, logs};
@@ -132,27 +132,6 @@ pub(crate) struct LoadedModel {
     closing: OnceLock<Vec<(LlamaToken, u8)>>,
 }
 
-fn check_file(path: &Path) -> Result<(), EngineError> {
-    let bad = |reason: String| EngineError::ModelFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(bad("not a file".into()));
-    }
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| bad(format!("cannot read its header ({e})")))?;
-    if &magic != b"GGUF" {
-        return Err(bad(
-            "not a GGUF model (the file does not start with `GGUF`)".into(),
-        ));
-    }
-    Ok(())
-}
-
 impl LoadedModel {
     /// The process's copy of the model at `path`, loading it on first use.
     pub(crate) fn get(
@@ -160,7 +139,7 @@ impl LoadedModel {
         progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
     ) -> Result<Arc<LoadedModel>, EngineError> {
         static MODELS: Mutex<Vec<Arc<LoadedModel>>> = Mutex::new(Vec::new());
-        check_file(path)?;
+        check_gguf(path)?;
         let canonical = std::fs::canonicalize(path).map_err(|e| EngineError::ModelFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -219,14 +198,18 @@ impl LoadedModel {
         self.meta("tokenizer.chat_template")
     }
 
+    /// The template the model implies: its GGUF template's, else its architecture's.
+    pub(crate) fn implied_template(&self) -> Option<ChatTemplate> {
+        self.gguf_template()
+            .as_deref()
+            .and_then(ChatTemplate::recognise)
+            .or_else(|| ChatTemplate::for_architecture(&self.architecture()))
+    }
+
     pub(crate) fn metadata(&self) -> ModelMetadata {
         let arch = self.architecture();
         let template = self.gguf_template();
-        let keel_template = template
-            .as_deref()
-            .and_then(ChatTemplate::recognise)
-            .or_else(|| ChatTemplate::for_architecture(&arch))
-            .map(|t| t.name().to_string());
+        let keel_template = self.implied_template().map(|t| t.name().to_string());
         ModelMetadata {
             path: self.path.clone(),
             name: self.meta("general.name"),
@@ -323,8 +306,21 @@ enum Mode {
     Constrained {
         matcher: Box<Matcher>,
         tokens: usize,
+        /// The budget is spent: the shortest well-formed ending is being forced.
+        closing: bool,
         whole_reply: bool,
     },
+}
+
+impl Mode {
+    fn constrained(matcher: Matcher, whole_reply: bool) -> Self {
+        Mode::Constrained {
+            matcher: Box::new(matcher),
+            tokens: 0,
+            closing: false,
+            whole_reply,
+        }
+    }
 }
 
 /// The embedded engine for one model: per-session KV caches over the shared weights.
@@ -356,21 +352,14 @@ impl Engine {
         let model = LoadedModel::get(path, options.on_progress.clone())?;
         let template = match &options.chat_template {
             Some(name) => ChatTemplate::by_name(name)?,
-            None => {
-                let arch = model.architecture();
-                model
-                    .gguf_template()
-                    .as_deref()
-                    .and_then(ChatTemplate::recognise)
-                    .or_else(|| ChatTemplate::for_architecture(&arch))
-                    .ok_or_else(|| {
-                        EngineError::Template(format!(
-                            "{} (architecture `{arch}`) has no chat template keel recognises; set `chat_template` to one of {}",
-                            path.display(),
-                            ChatTemplate::NAMES
-                        ))
-                    })?
-            }
+            None => model.implied_template().ok_or_else(|| {
+                EngineError::Template(format!(
+                    "{} (architecture `{}`) has no chat template keel recognises; set `chat_template` to one of {}",
+                    path.display(),
+                    model.architecture(),
+                    ChatTemplate::NAMES
+                ))
+            })?,
         };
         let trained = model.model.n_ctx_train().max(1);
         let n_ctx = options
@@ -400,10 +389,6 @@ impl Engine {
         self.template
     }
 
-    pub fn metadata(&self) -> ModelMetadata {
-        self.model.metadata()
-    }
-
     pub fn threads(&self) -> usize {
         self.threads as usize
     }
@@ -417,11 +402,6 @@ impl Engine {
             .into_iter()
             .map(|t| t.0)
             .collect()
-    }
-
-    /// Sessions whose KV cache is held now.
-    pub fn live_sessions(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
     }
 
     /// Forgets a session's cache.
@@ -518,6 +498,8 @@ impl Engine {
         prompt: &[LlamaToken],
         cancelled: &dyn Fn() -> bool,
     ) -> Result<(crate::slot::Reuse, i32), EngineError> {
+        // What llama.cpp logs from here on explains a failed decode of this request.
+        logs::clear();
         if prompt.is_empty() {
             return Err(EngineError::Decode("empty prompt".into()));
         }
@@ -563,7 +545,6 @@ impl Engine {
             .compute
             .lock()
             .map_err(|_| EngineError::Decode("poisoned".into()))?;
-        logs::clear();
         slot.ctx.decode(batch).map_err(|e| {
             let reason = logs::reason(&e.to_string());
             slot.clear();
@@ -646,11 +627,7 @@ impl Engine {
         ]);
         let tools: &[ToolSpec] = &request.tools;
         let mut mode = match &request.response_schema {
-            Some(schema) => Mode::Constrained {
-                matcher: Box::new(self.model.constraints()?.json(schema)?),
-                tokens: 0,
-                whole_reply: true,
-            },
+            Some(schema) => Mode::constrained(self.model.constraints()?.json(schema)?, true),
             None => Mode::Free,
         };
         let vocab = self.model.model.vocab();
@@ -686,15 +663,22 @@ impl Engine {
                     (vec![token], piece)
                 }
                 Mode::Constrained {
-                    matcher, tokens, ..
+                    matcher,
+                    tokens,
+                    closing,
+                    ..
                 } => {
-                    let closing = over_budget || *tokens >= self.options.call_budget;
-                    if closing && (generated.len() >= max_tokens + CLOSING_EXTRA) {
+                    if !*closing && (over_budget || *tokens >= self.options.call_budget) {
+                        *closing = true;
+                        generation.closed_calls += 1;
+                    }
+                    if *closing && generated.len() >= max_tokens + CLOSING_EXTRA {
                         generation.stop = Stop::MaxTokens;
                         break;
                     }
                     let logits = slot.ctx.get_logits_ith(logits_at);
-                    let Some(token) = self.constrained_pick(matcher, logits, closing, &mut sampler)
+                    let Some(token) =
+                        self.constrained_pick(matcher, logits, *closing, &mut sampler)
                     else {
                         // The grammar allows nothing more: leave it to the parser.
                         mode = Mode::Free;
@@ -704,10 +688,6 @@ impl Engine {
                         generation.stop = Stop::EndOfTurn;
                         break;
                     }
-                    if closing && *tokens < usize::MAX / 2 {
-                        generation.closed_calls += 1;
-                        *tokens = usize::MAX / 2; // counted once per call
-                    }
                     let _ = matcher.consume_token(token.0 as u32);
                     *tokens += 1;
                     (vec![token], vocab.token_to_piece(token, false, None))
@@ -716,7 +696,8 @@ impl Engine {
             let mut piece = piece;
             // Lazy constraint: free text until the model writes `<tool_call>`.
             let mut enter_call = false;
-            if matches!(mode, Mode::Free) && !tools.is_empty() {
+            // The trigger can only complete in a piece holding its last byte.
+            if matches!(mode, Mode::Free) && !tools.is_empty() && piece.contains(&b'>') {
                 let before = bytes.len();
                 let mut window: Vec<u8> =
                     bytes[before.saturating_sub(TRIGGER.len() - 1)..].to_vec();
@@ -755,11 +736,7 @@ impl Engine {
             bytes.extend_from_slice(&piece);
             emitted += emit_utf8(&bytes[emitted..], emit);
             if enter_call {
-                mode = Mode::Constrained {
-                    matcher: Box::new(self.model.constraints()?.tool_call(tools)?),
-                    tokens: 0,
-                    whole_reply: false,
-                };
+                mode = Mode::constrained(self.model.constraints()?.tool_call(tools)?, false);
                 generation.constrained_calls += 1;
             } else if let Mode::Constrained {
                 matcher,

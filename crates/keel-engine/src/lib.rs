@@ -27,13 +27,11 @@ mod metadata;
 mod slot;
 
 pub use error::EngineError;
-pub use registry::{DEFAULT_MODEL, ModelEntry, Registry, models_dir};
+pub use registry::{DEFAULT_MODEL, ModelEntry, Registry, check_gguf};
 pub use template::{ChatTemplate, Part};
 
 #[cfg(feature = "embedded")]
 pub use client::EmbeddedClient;
-#[cfg(feature = "embedded")]
-pub use constraint::tool_call_grammar;
 #[cfg(feature = "embedded")]
 pub use engine::{Engine, EngineOptions, Generation, Prefill, SamplingOptions, Stop};
 #[cfg(feature = "embedded")]

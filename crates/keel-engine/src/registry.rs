@@ -91,9 +91,10 @@ impl Registry {
     }
 
     /// Registers (or re-points) `name` and writes the registry atomically. The path is
-    /// stored absolute; the file must exist.
+    /// stored absolute; the file must be a GGUF model.
     pub fn add(&mut self, name: &str, path: &Path) -> Result<(), EngineError> {
         check_name(name)?;
+        check_gguf(path)?;
         let path = std::fs::canonicalize(path).map_err(|e| EngineError::ModelFile {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -142,6 +143,30 @@ impl Registry {
             },
         })
     }
+}
+
+/// Refuses what cannot be a GGUF model (missing, not a file, wrong magic) with the
+/// reason, before llama.cpp is asked to load it.
+pub fn check_gguf(path: &Path) -> Result<(), EngineError> {
+    use std::io::Read;
+    let bad = |reason: String| EngineError::ModelFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a file".into()));
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| bad(format!("cannot read its header ({e})")))?;
+    if &magic != b"GGUF" {
+        return Err(bad(
+            "not a GGUF model (the file does not start with `GGUF`)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), EngineError> {

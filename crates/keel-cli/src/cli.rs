@@ -29,6 +29,31 @@ pub enum Command {
     /// Models for the embedded engine: list, add, info.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Serve the agent over HTTP: POST /chat streams events (SSE), sessions API, and a
+    /// browser UI at /. Prints a URL with the access token.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Model spec, as for `keel run` [default: the configured model].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Project directory the agent works in [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Address to listen on. Anything but loopback needs --token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0: any free port).
+    #[arg(long, short = 'p', value_name = "N", default_value_t = 7700)]
+    pub port: u16,
+    /// Access token (at least 16 characters) [default: a random one per start].
+    #[arg(long, value_name = "T", env = "KEEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Model requests per turn before giving up [default: 20].
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

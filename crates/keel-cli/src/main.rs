@@ -7,6 +7,7 @@ mod memory_cmd;
 mod model;
 mod printer;
 mod run;
+mod serve;
 mod sessions_cmd;
 mod tool_cmd;
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
             Command::Memory(args) => memory_cmd::run(args),
             Command::Doctor(args) => doctor::run(args.model, args.workspace).await,
             Command::Model(command) => model::run(command),
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

@@ -140,13 +140,25 @@ impl Store {
 
     /// The stored events of a session, as JSON lines (the `keel run --json` format).
     pub fn export(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .export_timed(session_id)?
+            .into_iter()
+            .map(|(_, data)| data)
+            .collect())
+    }
+
+    /// The stored events of a session as JSON lines, each with the time it was stored
+    /// (milliseconds since the Unix epoch).
+    pub fn export_timed(&self, session_id: &str) -> Result<Vec<(i64, String)>, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
         let conn = self.connection();
         let mut statement = conn
-            .prepare_cached("SELECT data FROM events WHERE session_id = ?1 ORDER BY seq")
+            .prepare_cached("SELECT ts, data FROM events WHERE session_id = ?1 ORDER BY seq")
             .map_err(read)?;
         let rows = statement
-            .query_map([session_id], |r| r.get::<_, String>(0))
+            .query_map([session_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(read)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(read)
     }

@@ -1,0 +1,90 @@
+//! `keel serve`: the HTTP API and browser UI over one agent.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use keel_agent::Agent;
+use keel_protocol::Outcome;
+use keel_server::Server;
+use keel_tools::ToolRegistry;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, Layer};
+use crate::run::{exit_code, workspace_dir};
+use crate::sessions_cmd::open_store;
+
+/// How long running turns get to store their end after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(args: ServeArgs) -> Result<u8> {
+    let dir = workspace_dir(args.workspace)?;
+    let flags = Layer {
+        model: args.model,
+        max_iterations: args.max_iterations,
+        ..Layer::default()
+    };
+    let settings = config::load(&dir, flags)?;
+    let store = Arc::new(open_store()?);
+    let model = crate::model::model_spec(settings.model.clone())?;
+    let client = match crate::model::open(&model, &settings).await {
+        Ok(client) => client,
+        Err(crate::model::OpenError::Usage(e)) => return Err(e),
+        Err(crate::model::OpenError::Failed(e)) => {
+            eprintln!("keel: {e}");
+            return Ok(exit_code(Outcome::Failed));
+        }
+    };
+    let agent = Agent::new(client, ToolRegistry::builtin(), settings.agent.clone())
+        .with_memory(Arc::clone(&store));
+    agent.check_context_window()?;
+    let addr = SocketAddr::new(args.host, args.port);
+    let server = Server::bind(
+        addr,
+        args.token,
+        Arc::new(agent),
+        store,
+        settings.workspace.clone(),
+    )
+    .await
+    .map_err(|e| anyhow!(e))?;
+    let bound = server.local_addr();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "keel serve: {} in {} with {model}",
+        bound,
+        settings.workspace.root().display()
+    )?;
+    if server.generated_token() {
+        writeln!(out, "open {}", server.login_url())?;
+    } else {
+        writeln!(
+            out,
+            "open http://{bound}/?token=<your token> (API clients: Authorization: Bearer <token>)"
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    let shutdown = async {
+        // Ctrl-C, or SIGTERM from whatever manages the process.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+    };
+    server.run(shutdown, GRACE).await.map_err(|e| anyhow!(e))?;
+    Ok(0)
+}

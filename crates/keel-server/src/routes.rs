@@ -1,0 +1,310 @@
+//! The API's handlers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use keel_agent::{EventSink, Session};
+use keel_protocol::{ErrorKind, Event, Outcome};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::live::{Frame, LiveTurn, TurnSink};
+use crate::sse;
+
+/// `POST /chat`: runs one turn and streams its events.
+pub async fn chat(
+    State(app): State<Arc<App>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(rejected)?;
+    let (message, session_id) = chat_request(&body)?;
+    let frames = match session_id {
+        None => start(&app, message),
+        Some(id) => resume(&app, id, message)?,
+    };
+    Ok(sse::respond(frames).into_response())
+}
+
+fn rejected(rejection: JsonRejection) -> ApiError {
+    let status = match rejection {
+        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        JsonRejection::BytesRejection(ref e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "malformed_json",
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request(rejection.body_text())
+}
+
+/// The message and the optional session id of a chat request.
+fn chat_request(body: &Value) -> Result<(String, Option<String>), ApiError> {
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::bad_request(
+            r#"the body must be a JSON object: {"message": "...", "session_id": "optional"}"#,
+        ));
+    };
+    let message = match object.get("message") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(Value::String(_)) => return Err(ApiError::bad_request("`message` is empty")),
+        Some(_) => return Err(ApiError::bad_request("`message` must be a string")),
+        None => return Err(ApiError::bad_request("`message` is required")),
+    };
+    let session_id = match object.get("session_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`session_id` must be a non-empty string (or left out for a new session)",
+            ));
+        }
+    };
+    Ok((message, session_id))
+}
+
+fn start(app: &Arc<App>, message: String) -> futures_util::stream::BoxStream<'static, Frame> {
+    let live = LiveTurn::new(1);
+    let sink = TurnSink {
+        live: Arc::clone(&live),
+        store: Arc::clone(&app.store),
+    };
+    let session = Session::start(&app.agent, app.workspace.clone(), &sink);
+    // A fresh id: nothing else can hold it.
+    let _ = app.turns.claim(session.id(), &live);
+    spawn_turn(app, session, sink, message);
+    live.follow(0).boxed()
+}
+
+fn resume(
+    app: &Arc<App>,
+    id: String,
+    message: String,
+) -> Result<futures_util::stream::BoxStream<'static, Frame>, ApiError> {
+    let live = LiveTurn::new(0);
+    if app.turns.claim(&id, &live).is_none() {
+        return Err(ApiError::busy(&id));
+    }
+    let loaded = load(app, &id).and_then(|(first, events)| {
+        live.continue_session(&id, events.len() as u64 + 1);
+        let sink = TurnSink {
+            live: Arc::clone(&live),
+            store: Arc::clone(&app.store),
+        };
+        let session = Session::resume(&app.agent, app.workspace.clone(), events, &sink)
+            .map_err(|e| ApiError::internal(format!("session `{id}` cannot be resumed: {e}")))?;
+        Ok((first, session, sink))
+    });
+    match loaded {
+        Ok((first, session, sink)) => {
+            spawn_turn(app, session, sink, message);
+            // `session` first, as for a new session; then the turn.
+            Ok(futures_util::stream::once(async move { first })
+                .chain(live.follow(0))
+                .boxed())
+        }
+        Err(e) => {
+            live.finish();
+            app.turns.release(&id, &live);
+            Err(e)
+        }
+    }
+}
+
+/// A stored session of this workspace: its `session` event as a frame, and its events.
+fn load(app: &App, id: &str) -> Result<(Frame, Vec<Event>), ApiError> {
+    let stored = app.store.export_timed(id)?;
+    let Some((ts, first)) = stored.first() else {
+        return Err(ApiError::unknown_session(id));
+    };
+    let events = stored
+        .iter()
+        .map(|(_, line)| serde_json::from_str::<Event>(line))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(format!("session `{id}` has an unreadable event: {e}")))?;
+    match events.first() {
+        Some(Event::Session { workspace, .. }) if *workspace == app.root => {}
+        _ => return Err(ApiError::unknown_session(id)),
+    }
+    Ok((Frame::stored(1, first, *ts), events))
+}
+
+/// Runs the turn on its own task: a client that disconnects does not stop it.
+fn spawn_turn(app: &Arc<App>, mut session: Session, sink: TurnSink, message: String) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let live = Arc::clone(&sink.live);
+        let id = session.id().to_string();
+        let sink = Arc::new(sink);
+        let turn = {
+            let (agent, sink, cancel) = (
+                Arc::clone(&app.agent),
+                Arc::clone(&sink),
+                live.cancel.clone(),
+            );
+            tokio::spawn(async move {
+                session.run_turn(&agent, &message, &*sink, &cancel).await;
+            })
+        };
+        if let Err(e) = turn.await {
+            // The loop itself failed (a panic): the session must not stay busy, and
+            // its followers must hear why it ended.
+            sink.emit(&Event::Error {
+                kind: ErrorKind::Internal,
+                message: format!("the turn stopped unexpectedly: {e}"),
+            });
+            sink.emit(&Event::Done {
+                outcome: Outcome::Failed,
+                iterations: 0,
+            });
+        }
+        live.finish();
+        app.turns.release(&id, &live);
+    });
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    /// Only events after this position (as the SSE `id`).
+    after: Option<u64>,
+}
+
+/// `GET /sessions/{id}/events`: the stored events, then (while a turn runs) the rest
+/// of the turn as it happens.
+pub async fn events(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    // A reconnecting EventSource says where it stopped.
+    let after = query.after.or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    });
+    let after = after.unwrap_or(0);
+    let live = app.turns.get(&id);
+    let stored = app.store.export_timed(&id)?;
+    match stored
+        .first()
+        .map(|(_, line)| serde_json::from_str::<Event>(line))
+    {
+        Some(Ok(Event::Session { workspace, .. })) if workspace == app.root => {}
+        _ => return Err(ApiError::unknown_session(&id)),
+    }
+    // While a turn runs, the store gives what came before it and the turn the rest.
+    let stored_until = live.as_ref().map_or(u64::MAX, |live| live.base());
+    let past: Vec<Frame> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, line))| (i as u64 + 1, ts, line))
+        .filter(|(seq, _, _)| *seq > after && *seq < stored_until)
+        .map(|(seq, ts, line)| Frame::stored(seq, line, *ts))
+        .collect();
+    let past = futures_util::stream::iter(past);
+    let frames = match live {
+        Some(live) => {
+            let skip = after.saturating_sub(live.base().saturating_sub(1)) as usize;
+            past.chain(live.follow(skip)).boxed()
+        }
+        None => past.boxed(),
+    };
+    Ok(sse::respond(frames).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /sessions`: this workspace's sessions, most recent first.
+pub async fn sessions(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let running = app.turns.running();
+    let sessions: Vec<Value> = app
+        .store
+        .sessions(Some(&app.root), limit)?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "workspace": s.workspace,
+                "model": s.model,
+                "started_at": s.started_at,
+                "updated_at": s.updated_at,
+                "turns": s.turns,
+                "outcome": s.outcome,
+                "running": running.contains(&s.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /session/{id}`: forgets a session (its history and events).
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    // Holding the session keeps a turn from starting while it is deleted.
+    let live = LiveTurn::new(0);
+    if app.turns.claim(&id, &live).is_none() {
+        return Err(ApiError::busy(&id));
+    }
+    let result = load(&app, &id).and_then(|_| Ok(app.store.delete(&id)?));
+    live.finish();
+    app.turns.release(&id, &live);
+    result.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// `POST /sessions/{id}/cancel`: stops the running turn (it ends `cancelled`).
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(live) = app.turns.get(&id) {
+        live.cancel.cancel();
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"session_id": id, "cancelling": true})),
+        ));
+    }
+    load(&app, &id)?;
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "not_running",
+        format!("session `{id}` has no running turn"),
+    ))
+}
+
+/// `GET /health`.
+pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": app.model,
+        "workspace": app.root,
+        "running_turns": app.turns.running().len(),
+    }))
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what keel's tests, demo and benchmarks need on a fresh machine. Idempotent.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
@@ -8,6 +9,9 @@ command -v git >/dev/null || need_apt+=(git)
 command -v cmake >/dev/null || need_apt+=(cmake)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so >/dev/null 2>&1 \
   || need_apt+=(libclang-dev)
+# The browser UI test drives Debian's chromium (with playwright-core from npm, below).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ "${KEEL_SETUP_BENCH:-0}" = 1 ]; then
   command -v rg >/dev/null || need_apt+=(ripgrep)
 fi
@@ -17,6 +21,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
+fi
+
+# playwright-core (pinned in tests/browser/package-lock.json) drives that chromium.
+if [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
+  (cd "$root/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The sample tasks and the Python trajectories run pytest.

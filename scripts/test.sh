@@ -6,4 +6,6 @@ cd "$here"
 scripts/setup.sh
 # setup.sh installed llama.cpp's server and the model: its tests must run, not skip.
 export KEEL_REQUIRE_LLAMA_SERVER=1
+# ... and chromium with playwright-core: the browser UI test must run too.
+export KEEL_REQUIRE_BROWSER=1
 cargo nextest run --workspace --no-fail-fast "$@"

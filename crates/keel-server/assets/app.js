@@ -19,8 +19,10 @@ let sessionId = null;
 let running = false;
 // Bumped whenever the transcript is replaced, so a stream for an older view stops drawing.
 let view = 0;
-// The block streamed text is appended to (one per model response).
+// The block streamed text is appended to (one per model response), and the last such
+// block of the turn (which the formatted final answer replaces).
 let textBlock = null;
+let lastTextBlock = null;
 
 function setSession(id) {
   sessionId = id;
@@ -108,14 +110,16 @@ function render(event) {
       break; // the project context the model sees; not part of the conversation view
     case "user":
       textBlock = null;
+      lastTextBlock = null;
       block("user").textContent = event.content;
       break;
     case "thinking":
       textBlock = null;
+      lastTextBlock = null;
       block("thinking").textContent = `thinking · iteration ${event.iteration}`;
       break;
     case "delta":
-      if (!textBlock) textBlock = block("text");
+      if (!textBlock) textBlock = lastTextBlock = block("text");
       textBlock.textContent += event.text;
       break;
     case "assistant":
@@ -148,8 +152,8 @@ function render(event) {
       break;
     case "response": {
       // The streamed text of the final response is replaced by its formatted form.
-      if (textBlock) textBlock.remove();
-      textBlock = null;
+      if (lastTextBlock) lastTextBlock.remove();
+      textBlock = lastTextBlock = null;
       richText(block("response"), event.content);
       break;
     }
@@ -262,7 +266,7 @@ async function stop() {
 function clearView() {
   view += 1;
   transcript.replaceChildren();
-  textBlock = null;
+  textBlock = lastTextBlock = null;
   setRunning(false);
 }
 

@@ -123,6 +123,7 @@ fn router(app: Arc<App>, guard: Guard) -> Router {
         .route("/", get(ui::index))
         .route("/app.js", get(ui::script))
         .route("/style.css", get(ui::style))
+        .route("/favicon.svg", get(ui::icon))
         .route("/openapi.json", get(ui::openapi))
         .route("/health", get(routes::health))
         .route("/chat", post(routes::chat))

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
+const ICON: &str = include_str!("../assets/favicon.svg");
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
 /// Only this page's own script, style and API: nothing inline, nothing from elsewhere.
@@ -34,6 +35,10 @@ pub async fn script() -> Response {
 
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+pub async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 pub async fn openapi() -> Response {

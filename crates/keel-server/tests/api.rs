@@ -557,6 +557,7 @@ async fn the_ui_is_served_from_the_binary() {
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
         ("/style.css", "text/css"),
+        ("/favicon.svg", "image/svg+xml"),
     ] {
         let response = server.get(path).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");

@@ -39,7 +39,12 @@ impl Served {
             out.read_line(&mut line).unwrap();
             if line.is_empty() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("keel serve did not start: {err}");
             }
             banner.push(line.trim_end().to_string());
@@ -92,9 +97,7 @@ fn get(port: u16, path: &str, token: Option<&str>) -> (String, String) {
 }
 
 fn browser_script() -> Vec<serde_json::Value> {
-    let call = |name: &str, arguments: serde_json::Value| {
-        json!({"content": format!("Let me use {name}."), "tool_calls": [{"name": name, "arguments": arguments}]})
-    };
+    let call = |name: &str, arguments: serde_json::Value| json!({"content": format!("Let me use {name}."), "tool_calls": [{"name": name, "arguments": arguments}]});
     vec![
         call("read", json!({"path": "notes.txt"})),
         call("read", json!({"path": "missing.txt"})),
@@ -109,7 +112,11 @@ fn keel_serve_prints_a_login_url_and_serves_until_terminated() {
     let env = Env::new(&[("notes.txt", "alpha\nbeta\n")]);
     let script = env.script("script.jsonl", &browser_script());
     let served = Served::start(&env, &script, &[], None);
-    assert!(served.banner[0].starts_with("keel serve: 127.0.0.1:"), "{:?}", served.banner);
+    assert!(
+        served.banner[0].starts_with("keel serve: 127.0.0.1:"),
+        "{:?}",
+        served.banner
+    );
     let url = served.login_url();
     let token = url.split("?token=").nth(1).unwrap().to_string();
     assert_eq!(token.len(), 64);
@@ -122,7 +129,12 @@ fn keel_serve_prints_a_login_url_and_serves_until_terminated() {
     assert_eq!(health["status"], "ok");
     assert_eq!(
         health["workspace"],
-        env.repo.path().canonicalize().unwrap().display().to_string()
+        env.repo
+            .path()
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
     );
     assert_eq!(served.terminate(), Some(0));
 }
@@ -140,12 +152,19 @@ fn keel_serve_needs_a_token_to_listen_beyond_loopback() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("without a token") && err.contains("--token"), "{err}");
+    assert!(
+        err.contains("without a token") && err.contains("--token"),
+        "{err}"
+    );
 
     // With KEEL_TOKEN it starts, and does not print the user's token.
     let token = "user-chosen-token-0123456789";
     let served = Served::start(&env, &script, &["--host", "0.0.0.0"], Some(token));
-    assert!(served.banner[0].starts_with("keel serve: 0.0.0.0:"), "{:?}", served.banner);
+    assert!(
+        served.banner[0].starts_with("keel serve: 0.0.0.0:"),
+        "{:?}",
+        served.banner
+    );
     assert!(!served.banner.join("\n").contains(token));
     let port: u16 = served.banner[0]
         .strip_prefix("keel serve: 0.0.0.0:")
@@ -174,7 +193,9 @@ fn the_browser_ui_streams_a_turn_in_chromium() {
             std::env::var_os("KEEL_REQUIRE_BROWSER").is_none(),
             "KEEL_REQUIRE_BROWSER is set but chromium, node or playwright-core is missing: run scripts/setup.sh"
         );
-        eprintln!("skipped: chromium, node or playwright-core missing (scripts/setup.sh installs them)");
+        eprintln!(
+            "skipped: chromium, node or playwright-core missing (scripts/setup.sh installs them)"
+        );
         return;
     }
     let env = Env::new(&[("notes.txt", "alpha\nbeta\n")]);

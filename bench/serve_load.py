@@ -209,7 +209,7 @@ def run(keel, sessions):
             server.wait(timeout=30)
     return {
         "sessions": sessions,
-        "steps_per_session": 10,
+        "steps_per_session": len(trajectory().splitlines()),
         "events_received": events,
         "events_per_session": events // max(1, sessions),
         "sessions_complete_in_order": complete,

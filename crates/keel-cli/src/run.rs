@@ -11,7 +11,7 @@ use keel_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
-use crate::config::{self, Layer};
+use crate::config::{self, Layer, Settings};
 use crate::printer::{JsonLines, Tee, Transcript};
 use crate::sessions_cmd::open_store;
 
@@ -79,22 +79,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         ..Layer::default()
     };
     let settings = config::load(&dir, flags)?;
-    let model = settings.model.clone();
-    let config = settings.agent.clone();
-    let workspace = settings.workspace.clone();
-    let model = crate::model::model_spec(model)?;
-    let client = match crate::model::open(&model, &settings).await {
-        Ok(client) => client,
-        // A spec that does not parse, a missing script or model file is a usage error;
-        // a server that cannot be used is a failed run.
-        Err(crate::model::OpenError::Usage(e)) => return Err(e),
-        Err(crate::model::OpenError::Failed(e)) => {
-            eprintln!("keel: {e}");
-            return Ok(exit_code(Outcome::Failed));
-        }
+    let Some((agent, _)) = agent(&settings, Arc::clone(&store)).await? else {
+        return Ok(exit_code(Outcome::Failed));
     };
-    let agent = Agent::new(client, ToolRegistry::builtin(), config).with_memory(Arc::clone(&store));
-    agent.check_context_window()?;
+    let workspace = settings.workspace.clone();
 
     let printer: Box<dyn EventSink> = if args.json {
         Box::new(JsonLines)
@@ -122,6 +110,26 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     };
     let summary = session.run_turn(&agent, &args.task, &sink, &cancel).await;
     Ok(exit_code(summary.outcome))
+}
+
+/// The agent `keel run` and `keel serve` use: the configured model (and its spec),
+/// the built-in tools, project memory in `store`, a context window that fits.
+/// `Ok(None)` when the model cannot be used (the reason is printed): a failed run,
+/// where a spec that does not parse or a missing file is a usage error.
+pub async fn agent(settings: &Settings, store: Arc<Store>) -> Result<Option<(Agent, String)>> {
+    let spec = crate::model::model_spec(settings.model.clone())?;
+    let client = match crate::model::open(&spec, settings).await {
+        Ok(client) => client,
+        Err(crate::model::OpenError::Usage(e)) => return Err(e),
+        Err(crate::model::OpenError::Failed(e)) => {
+            eprintln!("keel: {e}");
+            return Ok(None);
+        }
+    };
+    let agent =
+        Agent::new(client, ToolRegistry::builtin(), settings.agent.clone()).with_memory(store);
+    agent.check_context_window()?;
+    Ok(Some((agent, spec)))
 }
 
 /// Appends every event to the store as it happens. After the first failed write it

@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use keel_agent::Agent;
 use keel_protocol::Outcome;
 use keel_server::Server;
-use keel_tools::ToolRegistry;
 
 use crate::cli::ServeArgs;
 use crate::config::{self, Layer};
-use crate::run::{exit_code, workspace_dir};
+use crate::run::{agent, exit_code, workspace_dir};
 use crate::sessions_cmd::open_store;
 
 /// How long running turns get to store their end after Ctrl-C.
@@ -28,18 +26,9 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
     };
     let settings = config::load(&dir, flags)?;
     let store = Arc::new(open_store()?);
-    let model = crate::model::model_spec(settings.model.clone())?;
-    let client = match crate::model::open(&model, &settings).await {
-        Ok(client) => client,
-        Err(crate::model::OpenError::Usage(e)) => return Err(e),
-        Err(crate::model::OpenError::Failed(e)) => {
-            eprintln!("keel: {e}");
-            return Ok(exit_code(Outcome::Failed));
-        }
+    let Some((agent, model)) = agent(&settings, Arc::clone(&store)).await? else {
+        return Ok(exit_code(Outcome::Failed));
     };
-    let agent = Agent::new(client, ToolRegistry::builtin(), settings.agent.clone())
-        .with_memory(Arc::clone(&store));
-    agent.check_context_window()?;
     let addr = SocketAddr::new(args.host, args.port);
     let server = Server::bind(
         addr,

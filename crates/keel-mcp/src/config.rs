@@ -227,11 +227,9 @@ pub fn parse_mcp_servers_json(text: &str) -> Result<Vec<RawServer>, ConfigError>
                 }
             }
         }
-        for (key, field) in [("timeout", &mut raw.tool_timeout_secs)] {
-            // Some hosts give milliseconds here.
-            if let Some(ms) = entry.get(key).and_then(Value::as_u64) {
-                *field = Some(ms.div_ceil(1000).max(1));
-            }
+        // Hosts that write `timeout` give it in milliseconds.
+        if let Some(ms) = entry.get("timeout").and_then(Value::as_u64) {
+            raw.tool_timeout_secs = Some(ms.div_ceil(1000).max(1));
         }
         out.push(raw);
     }

@@ -8,10 +8,11 @@
 //! - every request carries the token, as `Authorization: Bearer …` or as the cookie
 //!   that opening `/?token=…` sets (HttpOnly, SameSite=Strict).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -154,7 +155,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     // the address bar (and history) keeps only `/`.
     if request.method() == Method::GET
         && request.uri().path() == "/"
-        && let Some(token) = request.uri().query().and_then(query_token)
+        && let Some(token) = query_token(request.uri())
     {
         if !guard.token_matches(&token) {
             return unauthorized("the token in the address is wrong");
@@ -187,32 +188,9 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     }
 }
 
-fn query_token(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(name, _)| *name == "token")
-        .map(|(_, value)| percent_decode(value))
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(&hi), Some(&lo)) = (bytes.get(i + 1), bytes.get(i + 2))
-            && let (Some(hi), Some(lo)) = (hex(hi), hex(lo))
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn query_token(uri: &axum::http::Uri) -> Option<String> {
+    let Query(mut query) = Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+    query.remove("token")
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -259,6 +237,7 @@ mod tests {
         assert!(g.token_matches("secret"));
         assert!(!g.token_matches("secre"));
         assert!(!g.token_matches("secreT"));
-        assert_eq!(query_token("a=1&token=ab%2Fc"), Some("ab/c".into()));
+        let uri = "/?a=1&token=ab%2Fc".parse().unwrap();
+        assert_eq!(query_token(&uri), Some("ab/c".into()));
     }
 }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures_util::Stream;
 use keel_agent::EventSink;
 use keel_protocol::Event;
-use keel_store::Store;
+use keel_store::{Store, StoreError, StoredEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -24,31 +24,29 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The event's JSON with `ts`, the time it was emitted (ms since the Unix epoch),
-    /// added as the last field.
-    pub fn new(seq: u64, event: &Event, ts_ms: f64) -> Self {
-        let json = serde_json::to_string(event).unwrap_or_else(|e| {
-            format!(r#"{{"type":"error","kind":"internal","message":"unserialisable event: {e}"}}"#)
-        });
+    /// An event's JSON with `ts`, the time it was emitted or stored (ms since the Unix
+    /// epoch), added as the last field.
+    pub fn new(seq: u64, name: &str, json: &str, ts_ms: f64) -> Self {
         Self {
             seq,
-            name: event.name().to_string(),
-            data: with_ts(&json, ts_ms).into(),
+            name: name.to_string(),
+            data: with_ts(json, ts_ms).into(),
         }
     }
 
-    /// A stored event (one JSON line of the store) and the time it was stored.
-    pub fn stored(seq: u64, json: &str, ts_ms: i64) -> Self {
-        let name = serde_json::from_str::<serde_json::Value>(json)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-            .unwrap_or_else(|| "message".to_string());
-        Self {
-            seq,
-            name,
-            data: with_ts(json, ts_ms as f64).into(),
-        }
+    pub fn event(seq: u64, event: &Event, ts_ms: f64) -> Self {
+        Self::new(seq, event.name(), &event_json(event), ts_ms)
     }
+
+    pub fn stored(seq: u64, event: &StoredEvent) -> Self {
+        Self::new(seq, &event.name, &event.data, event.ts as f64)
+    }
+}
+
+fn event_json(event: &Event) -> String {
+    serde_json::to_string(event).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","kind":"internal","message":"unserialisable event: {e}"}}"#)
+    })
 }
 
 fn with_ts(json: &str, ts_ms: f64) -> String {
@@ -156,18 +154,29 @@ pub struct TurnSink {
 
 impl EventSink for TurnSink {
     fn emit(&self, event: &Event) {
+        // Serialised once, for the store and for the followers.
+        let json = serde_json::to_string(event);
         let mut log = self.live.log();
         if let Event::Session { session_id, .. } = event {
             log.session_id = Some(session_id.clone());
         }
         if log.store_failure.is_none()
             && let Some(id) = log.session_id.clone()
-            && let Err(e) = self.store.append(&id, event)
         {
-            log.store_failure = Some(format!("{e} (in {})", self.store.path().display()));
+            let stored = match &json {
+                Ok(json) => self.store.append_json(&id, event, json),
+                Err(e) => Err(StoreError::Write(e.to_string())),
+            };
+            if let Err(e) = stored {
+                log.store_failure = Some(format!("{e} (in {})", self.store.path().display()));
+            }
         }
         let seq = log.base + log.frames.len() as u64;
-        log.frames.push(Frame::new(seq, event, now_ms()));
+        let frame = match &json {
+            Ok(json) => Frame::new(seq, event.name(), json, now_ms()),
+            Err(_) => Frame::event(seq, event, now_ms()),
+        };
+        log.frames.push(frame);
         // `done` is the turn's last event: from here the session is free for the
         // next turn, even before the task that ran this one has wound up.
         if matches!(event, Event::Done { .. }) {
@@ -249,14 +258,21 @@ mod tests {
 
     #[test]
     fn frames_carry_the_event_and_its_time() {
-        let frame = Frame::new(3, &Event::Thinking { iteration: 2 }, 1500.25);
+        let frame = Frame::event(3, &Event::Thinking { iteration: 2 }, 1500.25);
         assert_eq!(frame.seq, 3);
         assert_eq!(frame.name, "thinking");
         let value: serde_json::Value = serde_json::from_str(&frame.data).unwrap();
         assert_eq!(value["type"], "thinking");
         assert_eq!(value["iteration"], 2);
         assert_eq!(value["ts"], 1500.25);
-        let stored = Frame::stored(1, r#"{"type":"user","content":"hi"}"#, 7);
+        let stored = Frame::stored(
+            1,
+            &StoredEvent {
+                ts: 7,
+                name: "user".into(),
+                data: r#"{"type":"user","content":"hi"}"#.into(),
+            },
+        );
         assert_eq!(stored.name, "user");
         assert_eq!(
             &*stored.data,

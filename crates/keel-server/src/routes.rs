@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use keel_agent::{EventSink, Session};
 use keel_protocol::{ErrorKind, Event, Outcome};
+use keel_store::SessionInfo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -125,22 +126,23 @@ fn resume(
     }
 }
 
+/// The session, if it exists and belongs to this server's workspace.
+fn owned(app: &App, id: &str) -> Result<SessionInfo, ApiError> {
+    match app.store.session(id)? {
+        Some(info) if info.workspace == app.root => Ok(info),
+        _ => Err(ApiError::unknown_session(id)),
+    }
+}
+
 /// A stored session of this workspace: its `session` event as a frame, and its events.
 fn load(app: &App, id: &str) -> Result<(Frame, Vec<Event>), ApiError> {
-    let stored = app.store.export_timed(id)?;
-    let Some((ts, first)) = stored.first() else {
-        return Err(ApiError::unknown_session(id));
-    };
-    let events = stored
-        .iter()
-        .map(|(_, line)| serde_json::from_str::<Event>(line))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::internal(format!("session `{id}` has an unreadable event: {e}")))?;
-    match events.first() {
-        Some(Event::Session { workspace, .. }) if *workspace == app.root => {}
-        _ => return Err(ApiError::unknown_session(id)),
-    }
-    Ok((Frame::stored(1, first, *ts), events))
+    let info = owned(app, id)?;
+    let events = app.store.events(id)?;
+    let first = events
+        .first()
+        .ok_or_else(|| ApiError::unknown_session(id))?;
+    // The session row is created with its `session` event, at the same time.
+    Ok((Frame::event(1, first, info.started_at as f64), events))
 }
 
 /// Runs the turn on its own task: a client that disconnects does not stop it.
@@ -200,23 +202,17 @@ pub async fn events(
             .and_then(|v| v.trim().parse().ok())
     });
     let after = after.unwrap_or(0);
+    owned(&app, &id)?;
     let live = app.turns.get(&id);
-    let stored = app.store.export_timed(&id)?;
-    match stored
-        .first()
-        .map(|(_, line)| serde_json::from_str::<Event>(line))
-    {
-        Some(Ok(Event::Session { workspace, .. })) if workspace == app.root => {}
-        _ => return Err(ApiError::unknown_session(&id)),
-    }
     // While a turn runs, the store gives what came before it and the turn the rest.
     let stored_until = live.as_ref().map_or(u64::MAX, |live| live.base());
-    let past: Vec<Frame> = stored
+    let past: Vec<Frame> = app
+        .store
+        .stored(&id)?
         .iter()
-        .enumerate()
-        .map(|(i, (ts, line))| (i as u64 + 1, ts, line))
-        .filter(|(seq, _, _)| *seq > after && *seq < stored_until)
-        .map(|(seq, ts, line)| Frame::stored(seq, line, *ts))
+        .zip(1u64..)
+        .filter(|(_, seq)| *seq > after && *seq < stored_until)
+        .map(|(event, seq)| Frame::stored(seq, event))
         .collect();
     let past = futures_util::stream::iter(past);
     let frames = match live {
@@ -272,7 +268,7 @@ pub async fn delete(
     if app.turns.claim(&id, &live).is_none() {
         return Err(ApiError::busy(&id));
     }
-    let result = load(&app, &id).and_then(|_| Ok(app.store.delete(&id)?));
+    let result = owned(&app, &id).and_then(|_| Ok(app.store.delete(&id)?));
     live.finish();
     app.turns.release(&id, &live);
     result.map(|()| StatusCode::NO_CONTENT)
@@ -290,7 +286,7 @@ pub async fn cancel(
             Json(json!({"session_id": id, "cancelling": true})),
         ));
     }
-    load(&app, &id)?;
+    owned(&app, &id)?;
     Err(ApiError::new(
         StatusCode::CONFLICT,
         "not_running",

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{SseReader, TestServer, answer, call, error_code, names, script};
+use common::{SseReader, TestServer, answer, call, error_code, names, script, session_id};
 use serde_json::{Value, json};
 
 fn read_then_answer() -> String {
@@ -58,7 +58,7 @@ async fn a_turn_streams_every_event_in_order_and_a_second_turn_continues_the_ses
         assert_eq!(event.data["type"], event.event, "data carries its type");
         assert!(event.data["ts"].as_f64().is_some(), "emission time");
     }
-    let session_id = events[0].data["session_id"].as_str().unwrap().to_string();
+    let session_id = session_id(&events);
     let result = events.iter().find(|e| e.event == "tool_result").unwrap();
     assert_eq!(result.data["output"], "     1\talpha\n     2\tbeta\n");
     assert_eq!(result.data["is_error"], false);
@@ -71,12 +71,9 @@ async fn a_turn_streams_every_event_in_order_and_a_second_turn_continues_the_ses
     assert_eq!(stored.len(), events.len());
 
     // The same session again: `session` first, then the new turn, numbered on.
-    let response = server
-        .chat(json!({"message": "and again?", "session_id": session_id}))
-        .send()
-        .await
-        .unwrap();
-    let second = SseReader::new(response).rest().await;
+    let second = server
+        .turn(json!({"message": "and again?", "session_id": session_id}))
+        .await;
     assert_eq!(second[0].event, "session");
     assert_eq!(second[0].data["session_id"], session_id.as_str());
     assert_eq!(second[0].id, 1);
@@ -94,14 +91,7 @@ async fn a_turn_streams_every_event_in_order_and_a_second_turn_continues_the_ses
         "the second turn is stored"
     );
 
-    let list: Value = server
-        .get("/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions().await;
     let sessions = list["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0]["id"], session_id.as_str());
@@ -113,14 +103,7 @@ async fn a_turn_streams_every_event_in_order_and_a_second_turn_continues_the_ses
 #[tokio::test]
 async fn a_busy_session_refuses_a_second_turn_and_cancel_stops_the_first() {
     let server = TestServer::start(&long_running()).await;
-    let response = server
-        .chat(json!({"message": "sleep"}))
-        .send()
-        .await
-        .unwrap();
-    let mut stream = SseReader::new(response);
-    let seen = stream.until("tool_call").await;
-    let id = seen[0].data["session_id"].as_str().unwrap().to_string();
+    let (mut stream, _, id) = server.begin("sleep").await;
 
     let again = server
         .chat(json!({"message": "are you there?", "session_id": id}))
@@ -134,14 +117,7 @@ async fn a_busy_session_refuses_a_second_turn_and_cancel_stops_the_first() {
         .await
         .unwrap();
     assert_eq!(error_code(delete).await, (409, "session_busy".into()));
-    let list: Value = server
-        .get("/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions().await;
     assert_eq!(list["sessions"][0]["running"], true);
     let health: Value = server
         .get("/health")
@@ -154,16 +130,7 @@ async fn a_busy_session_refuses_a_second_turn_and_cancel_stops_the_first() {
     assert_eq!(health["running_turns"], 1);
 
     // Another session runs meanwhile.
-    let other = server
-        .chat(json!({"message": "sleep too"}))
-        .send()
-        .await
-        .unwrap();
-    let mut other = SseReader::new(other);
-    let other_id = other.until("tool_call").await[0].data["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut other, _, other_id) = server.begin("sleep too").await;
     assert_ne!(other_id, id);
 
     let cancel = server
@@ -193,11 +160,8 @@ async fn a_busy_session_refuses_a_second_turn_and_cancel_stops_the_first() {
         .unwrap();
     assert_eq!(error_code(cancel).await, (409, "not_running".into()));
     let next = server
-        .chat(json!({"message": "next", "session_id": id}))
-        .send()
-        .await
-        .unwrap();
-    let next = SseReader::new(next).rest().await;
+        .turn(json!({"message": "next", "session_id": id}))
+        .await;
     assert_eq!(next.last().unwrap().event, "done");
 
     server
@@ -222,14 +186,7 @@ async fn a_client_that_disconnects_does_not_stop_the_turn_and_catches_up_later()
         answer("Wrote done.txt."),
     ]))
     .await;
-    let response = server
-        .chat(json!({"message": "write it"}))
-        .send()
-        .await
-        .unwrap();
-    let mut stream = SseReader::new(response);
-    let seen = stream.until("tool_call").await;
-    let id = seen[0].data["session_id"].as_str().unwrap().to_string();
+    let (stream, seen, id) = server.begin("write it").await;
     let last_seen = seen.last().unwrap().id;
     drop(stream); // the client goes away mid-turn
 
@@ -291,14 +248,7 @@ async fn a_client_that_disconnects_does_not_stop_the_turn_and_catches_up_later()
 #[tokio::test]
 async fn a_follower_that_joins_a_running_turn_sees_it_to_the_end() {
     let server = TestServer::start(&long_running()).await;
-    let response = server
-        .chat(json!({"message": "sleep"}))
-        .send()
-        .await
-        .unwrap();
-    let mut first = SseReader::new(response);
-    let seen = first.until("tool_call").await;
-    let id = seen[0].data["session_id"].as_str().unwrap().to_string();
+    let (mut first, seen, id) = server.begin("sleep").await;
     let response = server
         .get(&format!("/sessions/{id}/events"))
         .send()
@@ -322,10 +272,8 @@ async fn a_follower_that_joins_a_running_turn_sees_it_to_the_end() {
 #[tokio::test]
 async fn delete_forgets_a_session() {
     let server = TestServer::start(&read_then_answer()).await;
-    let events = SseReader::new(server.chat(json!({"message": "go"})).send().await.unwrap())
-        .rest()
-        .await;
-    let id = events[0].data["session_id"].as_str().unwrap().to_string();
+    let events = server.turn(json!({"message": "go"})).await;
+    let id = session_id(&events);
     let response = server
         .delete(&format!("/session/{id}"))
         .send()
@@ -333,14 +281,7 @@ async fn delete_forgets_a_session() {
         .unwrap();
     assert_eq!(response.status(), 204);
     assert!(server.store.events(&id).unwrap().is_empty());
-    let list: Value = server
-        .get("/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions().await;
     assert_eq!(list["sessions"], json!([]));
     for response in [
         server
@@ -362,10 +303,8 @@ async fn delete_forgets_a_session() {
         assert_eq!(error_code(response).await, (404, "unknown_session".into()));
     }
     // `DELETE /sessions/{id}` is the same.
-    let events = SseReader::new(server.chat(json!({"message": "go"})).send().await.unwrap())
-        .rest()
-        .await;
-    let id = events[0].data["session_id"].as_str().unwrap().to_string();
+    let events = server.turn(json!({"message": "go"})).await;
+    let id = session_id(&events);
     let response = server
         .delete(&format!("/sessions/{id}"))
         .send()
@@ -440,14 +379,7 @@ async fn bad_requests_get_a_json_error_and_reach_no_agent() {
         (413, "payload_too_large".into())
     );
     // Nothing reached the agent: no session was started.
-    let list: Value = server
-        .get("/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions().await;
     assert_eq!(list["sessions"], json!([]));
     server.shutdown().await;
 }
@@ -476,14 +408,7 @@ async fn a_session_of_another_workspace_is_not_served() {
     ] {
         assert_eq!(error_code(response).await, (404, "unknown_session".into()));
     }
-    let list: Value = server
-        .get("/sessions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.sessions().await;
     assert_eq!(list["sessions"], json!([]));
     assert_eq!(
         server.store.events("other-ws").unwrap().len(),
@@ -573,16 +498,7 @@ async fn the_ui_is_served_from_the_binary() {
 #[tokio::test]
 async fn shutdown_cancels_running_turns_and_stores_their_end() {
     let server = TestServer::start(&long_running()).await;
-    let response = server
-        .chat(json!({"message": "sleep"}))
-        .send()
-        .await
-        .unwrap();
-    let mut stream = SseReader::new(response);
-    let id = stream.until("tool_call").await[0].data["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_stream, _, id) = server.begin("sleep").await;
     let store = std::sync::Arc::clone(&server.store);
     server.shutdown().await;
     let events = store.events(&id).unwrap();

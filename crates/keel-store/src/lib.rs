@@ -10,4 +10,4 @@ mod sessions;
 
 pub use error::StoreError;
 pub use memory::{FileRef, Memory, MemoryKind, NewChange, RECENT_WINDOW, content_hash, file_hash};
-pub use sessions::{SessionInfo, Store};
+pub use sessions::{SessionInfo, Store, StoredEvent};

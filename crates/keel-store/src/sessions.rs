@@ -26,6 +26,27 @@ pub struct SessionInfo {
     pub outcome: Option<String>,
 }
 
+/// One stored event: when it was stored (ms since the Unix epoch), its name and its
+/// JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub ts: i64,
+    pub name: String,
+    pub data: String,
+}
+
+fn session_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: r.get(0)?,
+        workspace: r.get(1)?,
+        model: r.get(2)?,
+        started_at: r.get(3)?,
+        updated_at: r.get(4)?,
+        turns: r.get(5)?,
+        outcome: r.get(6)?,
+    })
+}
+
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -91,6 +112,17 @@ impl Store {
     /// Committed before it returns.
     pub fn append(&self, session_id: &str, event: &Event) -> Result<(), StoreError> {
         let data = serde_json::to_string(event).map_err(|e| StoreError::Write(e.to_string()))?;
+        self.append_json(session_id, event, &data)
+    }
+
+    /// [`Store::append`] for a caller that already holds the event's JSON (`data`
+    /// must be `event` serialised), so it is not serialised twice.
+    pub fn append_json(
+        &self,
+        session_id: &str,
+        event: &Event,
+        data: &str,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let write = |e: rusqlite::Error| StoreError::Write(e.to_string());
         let mut conn = self.connection();
@@ -141,23 +173,26 @@ impl Store {
     /// The stored events of a session, as JSON lines (the `keel run --json` format).
     pub fn export(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(self
-            .export_timed(session_id)?
+            .stored(session_id)?
             .into_iter()
-            .map(|(_, data)| data)
+            .map(|event| event.data)
             .collect())
     }
 
-    /// The stored events of a session as JSON lines, each with the time it was stored
-    /// (milliseconds since the Unix epoch).
-    pub fn export_timed(&self, session_id: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    /// The stored events of a session, in order, as stored.
+    pub fn stored(&self, session_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());
         let conn = self.connection();
         let mut statement = conn
-            .prepare_cached("SELECT ts, data FROM events WHERE session_id = ?1 ORDER BY seq")
+            .prepare_cached("SELECT ts, type, data FROM events WHERE session_id = ?1 ORDER BY seq")
             .map_err(read)?;
         let rows = statement
             .query_map([session_id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                Ok(StoredEvent {
+                    ts: r.get(0)?,
+                    name: r.get(1)?,
+                    data: r.get(2)?,
+                })
             })
             .map_err(read)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(read)
@@ -192,19 +227,20 @@ impl Store {
             )
             .map_err(read)?;
         let rows = statement
-            .query_map(params![workspace, limit as i64], |r| {
-                Ok(SessionInfo {
-                    id: r.get(0)?,
-                    workspace: r.get(1)?,
-                    model: r.get(2)?,
-                    started_at: r.get(3)?,
-                    updated_at: r.get(4)?,
-                    turns: r.get(5)?,
-                    outcome: r.get(6)?,
-                })
-            })
+            .query_map(params![workspace, limit as i64], session_info)
             .map_err(read)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(read)
+    }
+
+    /// One session's row, if it exists.
+    pub fn session(&self, session_id: &str) -> Result<Option<SessionInfo>, StoreError> {
+        self.connection()
+            .prepare_cached(
+                "SELECT id, workspace, model, started_at, updated_at, turns, outcome FROM sessions
+                 WHERE id = ?1",
+            )
+            .and_then(|mut statement| statement.query_row([session_id], session_info).optional())
+            .map_err(|e| StoreError::Read(e.to_string()))
     }
 
     /// The full id of the session an id or unique id prefix names.

@@ -114,6 +114,38 @@ impl TestServer {
         self.post("/chat").json(&body)
     }
 
+    /// Starts a new session with `message` and reads its stream up to the first
+    /// `tool_call`: the stream (to read on), the events seen, the session id.
+    pub async fn begin(&self, message: &str) -> (SseReader, Vec<Sse>, String) {
+        let response = self
+            .chat(serde_json::json!({ "message": message }))
+            .send()
+            .await
+            .unwrap();
+        let mut stream = SseReader::new(response);
+        let seen = stream.until("tool_call").await;
+        let id = session_id(&seen);
+        (stream, seen, id)
+    }
+
+    /// A whole turn: POST /chat with `body`, every event to the end.
+    pub async fn turn(&self, body: Value) -> Vec<Sse> {
+        SseReader::new(self.chat(body).send().await.unwrap())
+            .rest()
+            .await
+    }
+
+    /// `GET /sessions`, parsed.
+    pub async fn sessions(&self) -> Value {
+        self.get("/sessions")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Stops serving; running turns are cancelled and wound up.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -200,6 +232,12 @@ impl SseReader {
         }
         seen
     }
+}
+
+/// The session id a stream's first (`session`) event carries.
+pub fn session_id(events: &[Sse]) -> String {
+    assert_eq!(events[0].event, "session");
+    events[0].data["session_id"].as_str().unwrap().to_string()
 }
 
 pub fn names(events: &[Sse]) -> Vec<&str> {

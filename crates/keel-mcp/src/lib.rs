@@ -1,12 +1,21 @@
-//! keel and the Model Context Protocol. So far: which MCP servers to start (TOML
-//! `[[mcp.servers]]`, or the `mcpServers` JSON shape other hosts use) and how their
-//! tools are shown to a small model (`server__tool` names, sanitised input schemas).
+//! keel and the Model Context Protocol, through the official Rust SDK (`rmcp`):
+//!
+//! - as a client, the MCP servers a user configures (TOML `[[mcp.servers]]`, or the
+//!   `mcpServers` JSON shape other hosts use) become tools named `server__tool`, with
+//!   input schemas a small model can follow ([`McpServers`]);
+//! - as a server, `keel mcp` offers keel's own tools and a whole agent task to other
+//!   MCP hosts over stdio.
 
+mod client;
 mod config;
+mod connect;
+mod content;
 mod schema;
 
+pub use client::{McpServers, ServerReport, ServerState};
 pub use config::{
     ConfigError, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TOOL_TIMEOUT, RawServer, ServerConfig,
     ServerTransport, parse_mcp_servers_json, servers,
 };
+pub use connect::StartError;
 pub use schema::{sanitize_schema, tool_name};

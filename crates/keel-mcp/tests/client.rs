@@ -1,0 +1,280 @@
+//! keel as an MCP client of the real reference servers (npm filesystem, PyPI git) and
+//! of servers that crash or hang.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use keel_mcp::{McpServers, ServerState};
+use serde_json::json;
+
+fn running_tools(servers: &McpServers, name: &str) -> (String, Vec<keel_protocol::ToolSpec>) {
+    let report = servers
+        .reports()
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no report for {name}"));
+    match &report.state {
+        ServerState::Running { protocol, tools } => (protocol.clone(), tools.clone()),
+        ServerState::Failed(e) => panic!("{name} did not start: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_servers_list_their_tools() {
+    if !peers_available() {
+        return;
+    }
+    let dir = git_workspace();
+    let servers = McpServers::start(
+        vec![fs_server(dir.path()), git_server(dir.path())],
+        dir.path(),
+    )
+    .await;
+
+    let (fs_protocol, fs_tools) = running_tools(&servers, "fs");
+    // The npm server only speaks the previous revision: the fallback was taken.
+    assert_eq!(fs_protocol, "2025-11-25");
+    let names: Vec<&str> = fs_tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"fs__read_text_file"), "{names:?}");
+    assert!(names.contains(&"fs__write_file"), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "tools are sorted by name");
+    let read = fs_tools
+        .iter()
+        .find(|t| t.name == "fs__read_text_file")
+        .unwrap();
+    assert!(
+        read.read_only,
+        "readOnlyHint makes read_text_file parallel-safe"
+    );
+    assert_eq!(read.parameters["type"], "object");
+    assert_eq!(read.parameters["properties"]["path"]["type"], "string");
+    let write = fs_tools
+        .iter()
+        .find(|t| t.name == "fs__write_file")
+        .unwrap();
+    assert!(!write.read_only);
+    // Every property of every tool has a type a small model can follow.
+    for tool in &fs_tools {
+        for (prop, schema) in tool.parameters["properties"].as_object().unwrap() {
+            assert!(
+                schema.get("type").is_some(),
+                "{}.{prop}: {schema}",
+                tool.name
+            );
+        }
+    }
+
+    let (_, git_tools) = running_tools(&servers, "git");
+    let names: Vec<&str> = git_tools.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"git__git_status"), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("git__")));
+
+    // The agent's registry offers them next to the built-in tools.
+    let mut registry = keel_tools::ToolRegistry::builtin();
+    for tool in servers.tools() {
+        registry.register(tool);
+    }
+    assert!(registry.names().contains(&"fs__read_text_file"));
+    assert!(registry.names().contains(&"read"));
+    assert!(registry.is_read_only("fs__read_text_file"));
+    servers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_trajectory_uses_the_filesystem_and_git_servers() {
+    if !peers_available() {
+        return;
+    }
+    let dir = git_workspace();
+    let root = dir.path().canonicalize().unwrap();
+    let servers = McpServers::start(vec![fs_server(&root), git_server(&root)], &root).await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "do not read").unwrap();
+    let steps = [
+        call(
+            "fs__read_text_file",
+            json!({"path": root.join("notes.txt").to_str().unwrap()}),
+        ),
+        call(
+            "git__git_status",
+            json!({"repo_path": root.to_str().unwrap()}),
+        ),
+        call(
+            "fs__read_text_file",
+            json!({"path": outside.path().join("secret.txt").to_str().unwrap()}),
+        ),
+        call("fs__read_text_file", json!({"path": "../../etc/passwd"})),
+        answer("Read the notes and the status."),
+    ];
+    let events = run_turn(&root, &servers, &steps).await;
+    let results = events.results();
+    assert_eq!(results.len(), 4, "{results:#?}");
+
+    let (name, output, is_error) = &results[0];
+    assert_eq!(name, "fs__read_text_file");
+    assert!(!is_error, "{output}");
+    assert_eq!(output.trim_end(), "alpha\nbeta");
+
+    let (name, output, is_error) = &results[1];
+    assert_eq!(name, "git__git_status");
+    assert!(!is_error, "{output}");
+    assert!(output.contains("On branch main"), "{output}");
+    assert!(
+        output.contains("new.txt"),
+        "the untracked file is listed: {output}"
+    );
+
+    // Outside the allowed directory: the server's own refusal, as an error.
+    for (name, output, is_error) in &results[2..] {
+        assert_eq!(name, "fs__read_text_file");
+        assert!(is_error, "{output}");
+        assert!(output.contains("Access denied"), "{output}");
+        assert!(!output.contains("do not read"));
+    }
+    servers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_crashes_or_hangs_costs_one_call_not_the_session() {
+    if !peers_available() {
+        return;
+    }
+    let dir = git_workspace();
+    let servers = McpServers::start(vec![faulty_server(Duration::from_secs(3))], dir.path()).await;
+    let (_, tools) = running_tools(&servers, "faulty");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["faulty__crash", "faulty__echo", "faulty__hang"]);
+    let steps = [
+        call("faulty__echo", json!({"text": "one"})),
+        call("faulty__crash", json!({})),
+        call("faulty__echo", json!({"text": "two"})),
+        call("faulty__hang", json!({})),
+        call("faulty__echo", json!({"text": "three"})),
+        call("read", json!({"path": "notes.txt"})),
+        answer("Survived."),
+    ];
+    let events = run_turn(dir.path(), &servers, &steps).await;
+    let results = events.results();
+    assert_eq!(results.len(), 6, "{results:#?}");
+    let pid = |output: &str| {
+        output
+            .split("(pid ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string()
+    };
+
+    assert!(
+        !results[0].2 && results[0].1.starts_with("echo: one"),
+        "{:?}",
+        results[0]
+    );
+    let first_pid = pid(&results[0].1);
+
+    let (_, crash, is_error) = &results[1];
+    assert!(is_error);
+    assert!(
+        crash.contains("MCP server `faulty` failed during `crash`"),
+        "{crash}"
+    );
+    assert!(
+        crash.contains("crashing on purpose"),
+        "its stderr is quoted: {crash}"
+    );
+    assert!(crash.contains("started again on the next call"), "{crash}");
+
+    // Restarted: a new process answers.
+    assert!(
+        !results[2].2 && results[2].1.starts_with("echo: two"),
+        "{:?}",
+        results[2]
+    );
+    let second_pid = pid(&results[2].1);
+    assert_ne!(first_pid, second_pid);
+
+    let (_, hang, is_error) = &results[3];
+    assert!(is_error);
+    assert!(
+        hang.contains("did not answer `hang` within 3 s") && hang.contains("stopped"),
+        "{hang}"
+    );
+    assert!(
+        !results[4].2 && results[4].1.starts_with("echo: three"),
+        "{:?}",
+        results[4]
+    );
+    assert_ne!(pid(&results[4].1), second_pid);
+
+    // The session went on with its own tools and finished normally.
+    assert!(!results[5].2);
+    let done = events.0.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        matches!(
+            done,
+            keel_protocol::Event::Done {
+                outcome: keel_protocol::Outcome::Completed,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    servers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_start_is_reported_and_the_others_run() {
+    if !peers_available() {
+        return;
+    }
+    let dir = git_workspace();
+    let mut slow = stdio("slow", "sleep", &["60"]);
+    slow.startup_timeout = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let servers = McpServers::start(
+        vec![
+            stdio("missing", "/nonexistent/mcp-server", &[]),
+            slow,
+            stdio(
+                "quits",
+                "python3",
+                &["-c", "import sys; sys.stderr.write('no config\\n')"],
+            ),
+            fs_server(dir.path()),
+        ],
+        dir.path(),
+    )
+    .await;
+    // Started together: the slow one's timeout bounds the wait.
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let states: Vec<(&str, &ServerState)> = servers
+        .reports()
+        .iter()
+        .map(|r| (r.name.as_str(), &r.state))
+        .collect();
+    assert_eq!(states.len(), 4);
+    let failed = |name: &str| match states.iter().find(|(n, _)| *n == name).unwrap().1 {
+        ServerState::Failed(e) => e.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert!(failed("missing").contains("cannot start `/nonexistent/mcp-server`"));
+    assert!(
+        failed("slow").contains("did not start within 2 s"),
+        "{}",
+        failed("slow")
+    );
+    let quits = failed("quits");
+    assert!(quits.contains("no config"), "its stderr is quoted: {quits}");
+    running_tools(&servers, "fs");
+    assert!(
+        servers
+            .tools()
+            .iter()
+            .all(|t| t.spec().name.starts_with("fs__"))
+    );
+    servers.shutdown().await;
+}

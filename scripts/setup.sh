@@ -28,6 +28,15 @@ if [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
   (cd "$root/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The MCP tests run the reference servers: npm's filesystem server (pinned in
+# tests/mcp/package-lock.json), PyPI's git server, and the official Python SDK as a
+# client of `keel mcp` (and as the base of the crashing/hanging test server).
+if [ ! -x "$root/tests/mcp/node_modules/.bin/mcp-server-filesystem" ]; then
+  (cd "$root/tests/mcp" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+python3 -c "import mcp, mcp_server_git" >/dev/null 2>&1 \
+  || python3 -m pip install -q "mcp==2.3.0" "mcp-server-git==2026.10.19"
+
 # The sample tasks and the Python trajectories run pytest.
 python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 

@@ -8,4 +8,6 @@ scripts/setup.sh
 export KEEL_REQUIRE_LLAMA_SERVER=1
 # ... and chromium with playwright-core: the browser UI test must run too.
 export KEEL_REQUIRE_BROWSER=1
+# ... and the MCP servers and the Python MCP SDK: the MCP tests must run too.
+export KEEL_REQUIRE_MCP_PEERS=1
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -10,6 +10,7 @@ mod prompt;
 mod repair;
 mod session;
 mod stall;
+mod store_sink;
 mod window;
 
 pub use config::AgentConfig;
@@ -19,4 +20,5 @@ pub use memory::files_named_in;
 pub use prompt::system_prompt;
 pub use repair::{call_schema, read_call};
 pub use session::{Agent, EventSink, ResumeError, Session, TurnSummary};
+pub use store_sink::StoreSink;
 pub use window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};

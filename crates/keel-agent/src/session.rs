@@ -21,7 +21,7 @@ use keel_llm::{
 use keel_protocol::{
     ErrorKind, Event, FeedbackReason, Message, Outcome, ToolCall, ToolSpec, Usage, conversation,
 };
-use keel_store::{NewChange, Store};
+use keel_store::{FileRef, NewChange, Store};
 use keel_tools::{ToolContext, ToolOutput, ToolRegistry, Workspace, exec, typed};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -136,10 +136,13 @@ impl Agent {
 }
 
 /// How a turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnSummary {
     pub outcome: Outcome,
     pub iterations: u32,
+    /// The files the turn created, changed or deleted (by any tool, `bash` included),
+    /// relative to the workspace, sorted; with line counts where they are known.
+    pub changed: Vec<FileRef>,
 }
 
 /// One call of a model response, ready to run or already known to be malformed.
@@ -321,7 +324,7 @@ impl Session {
                 content: message.to_string(),
             },
         );
-        let mut changes = agent.memory.as_ref().map(|_| ChangeTracker::start(&root));
+        let mut changes = Some(ChangeTracker::start(&root));
         let mut answer = String::new();
         let mut stall = StallDetector::default();
         let mut iterations = 0;
@@ -419,11 +422,12 @@ impl Session {
                 Verdict::Stalled => break Outcome::Stalled,
             }
         };
-        if let (Some(store), Some(changes)) = (&agent.memory, changes) {
-            let files = changes.finish(&root);
+        let changed = changes.map(|c| c.finish(&root)).unwrap_or_default();
+        if let Some(store) = &agent.memory {
+            let files = &changed;
             if !files.is_empty() {
                 let summary = if answer.trim().is_empty() {
-                    describe(&files)
+                    describe(files)
                 } else {
                     answer
                 };
@@ -435,7 +439,7 @@ impl Session {
                     request: message,
                     outcome: outcome.as_str(),
                     summary: &summary,
-                    files: &files,
+                    files,
                 });
             }
         }
@@ -449,6 +453,7 @@ impl Session {
         TurnSummary {
             outcome,
             iterations,
+            changed,
         }
     }
 

@@ -32,6 +32,36 @@ pub enum Command {
     /// Serve the agent over HTTP: POST /chat streams events (SSE), sessions API, and a
     /// browser UI at /. Prints a URL with the access token.
     Serve(ServeArgs),
+    /// MCP: serve keel's tools and a whole-task tool (`keel_task`) over stdio to another
+    /// MCP host; `keel mcp list` shows the configured MCP servers and their tools.
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCommand>,
+    /// Project directory [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR", global = true)]
+    pub workspace: Option<PathBuf>,
+    /// Model spec for `keel_task`, as for `keel run` [default: the configured model].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Model requests per `keel_task` before giving up [default: 20].
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum McpCommand {
+    /// Start the configured MCP servers and show their state and tools (exit 1 when
+    /// one does not start).
+    List {
+        /// One JSON object per server.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

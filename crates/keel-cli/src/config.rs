@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use keel_agent::AgentConfig;
 use keel_llm::{ConnectOptions, ToolProtocol};
+use keel_mcp::{RawServer, ServerConfig};
 use keel_tools::Workspace;
 use serde::Deserialize;
 
@@ -38,6 +39,57 @@ pub struct Layer {
     pub doctor: Option<DoctorLayer>,
     /// The embedded engine (`embedded:` models).
     pub engine: Option<EngineLayer>,
+    /// MCP servers whose tools the agent gets.
+    pub mcp: Option<McpLayer>,
+}
+
+/// `[mcp]`: `[[mcp.servers]]` tables, and `files` in the `mcpServers` JSON shape other
+/// MCP hosts write (relative to the configuration file that names them).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpLayer {
+    #[serde(default)]
+    pub servers: Vec<RawServer>,
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+impl McpLayer {
+    /// The servers of the `files` (read now, relative to `dir`), then the tables; a
+    /// later one replaces an earlier one of the same name.
+    fn resolve(self, dir: &Path) -> Result<McpLayer> {
+        let mut servers = Vec::new();
+        for file in &self.files {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the MCP servers file {}", path.display()))?;
+            let from_file = keel_mcp::parse_mcp_servers_json(&text)
+                .with_context(|| format!("in {}", path.display()))?;
+            servers = replace_by_name(servers, from_file);
+        }
+        Ok(McpLayer {
+            servers: replace_by_name(servers, self.servers),
+            files: Vec::new(),
+        })
+    }
+
+    fn over(self, base: McpLayer) -> McpLayer {
+        McpLayer {
+            servers: replace_by_name(base.servers, self.servers),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// `base` with each of `top` replacing the server of the same name (or appended).
+fn replace_by_name(mut base: Vec<RawServer>, top: Vec<RawServer>) -> Vec<RawServer> {
+    for server in top {
+        match base.iter_mut().find(|s| s.name == server.name) {
+            Some(slot) => *slot = server,
+            None => base.push(server),
+        }
+    }
+    base
 }
 
 /// `[engine]`: how the embedded engine runs its model.
@@ -125,13 +177,24 @@ impl Layer {
                 (Some(top), Some(base)) => Some(top.over(base)),
                 (top, base) => top.or(base),
             },
+            mcp: match (self.mcp, base.mcp) {
+                (Some(top), Some(base)) => Some(top.over(base)),
+                (top, base) => top.or(base),
+            },
         }
     }
 
     fn from_file(path: &Path) -> Result<Layer> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("invalid configuration in {}", path.display())),
+            Ok(text) => {
+                let mut layer: Layer = toml::from_str(&text)
+                    .with_context(|| format!("invalid configuration in {}", path.display()))?;
+                if let Some(mcp) = layer.mcp.take() {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    layer.mcp = Some(mcp.resolve(dir)?);
+                }
+                Ok(layer)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Layer::default()),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -197,6 +260,8 @@ pub struct Settings {
     pub doctor: DoctorThresholds,
     /// `[engine]` as configured (defaults are the engine's).
     pub engine: EngineLayer,
+    /// The MCP servers to start, validated.
+    pub mcp: Vec<ServerConfig>,
 }
 
 /// The merged configuration for a workspace, with `flags` as the top layer.
@@ -251,6 +316,8 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
         min_decode_tokens_per_second: doctor.min_decode_tokens_per_second.unwrap_or(5.0),
         max_cached_ttft_ratio: doctor.max_cached_ttft_ratio.unwrap_or(0.5),
     };
+    let mcp = keel_mcp::servers(merged.mcp.unwrap_or_default().servers)
+        .context("invalid MCP server configuration")?;
     let mut root = Workspace::new(workspace)
         .with_context(|| format!("cannot open workspace {}", workspace.display()))?;
     for extra in merged.allowed_roots.unwrap_or_default() {
@@ -265,5 +332,6 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
         connect,
         doctor,
         engine: merged.engine.unwrap_or_default(),
+        mcp,
     })
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod doctor;
+mod mcp_cmd;
 mod memory_cmd;
 mod model;
 mod printer;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             Command::Doctor(args) => doctor::run(args.model, args.workspace).await,
             Command::Model(command) => model::run(command),
             Command::Serve(args) => serve::run(args).await,
+            Command::Mcp(args) => mcp_cmd::run(args).await,
         }
     });
     match result {

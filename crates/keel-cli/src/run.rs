@@ -1,11 +1,12 @@
 //! `keel run`: one task, streamed, with an exit code that says how it ended.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use keel_agent::{Agent, EventSink, Session};
+use keel_agent::{Agent, EventSink, Session, StoreSink};
 use keel_protocol::{Event, Outcome};
+use keel_mcp::{McpServers, ServerState};
 use keel_store::Store;
 use keel_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +80,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         ..Layer::default()
     };
     let settings = config::load(&dir, flags)?;
-    let Some((agent, _)) = agent(&settings, Arc::clone(&store)).await? else {
+    let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await? else {
         return Ok(exit_code(Outcome::Failed));
     };
     let workspace = settings.workspace.clone();
@@ -109,69 +110,59 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         None => Session::start(&agent, workspace, &sink),
     };
     let summary = session.run_turn(&agent, &args.task, &sink, &cancel).await;
+    mcp.shutdown().await;
     Ok(exit_code(summary.outcome))
 }
 
-/// The agent `keel run` and `keel serve` use: the configured model (and its spec),
-/// the built-in tools, project memory in `store`, a context window that fits.
+/// What `keel run`, `keel serve` and `keel mcp` work with.
+pub struct Built {
+    pub agent: Agent,
+    /// The model spec in use.
+    pub spec: String,
+    /// The configured MCP servers (stop them with `shutdown` at the end).
+    pub mcp: McpServers,
+}
+
+/// The agent `keel run`, `keel serve` and `keel mcp` use: the configured model (and its
+/// spec), the built-in tools plus those of the configured MCP servers, project memory
+/// in `store`, a context window that fits. The MCP servers start while the model
+/// opens; one that fails is reported here, once, and the agent goes on without it.
 /// `Ok(None)` when the model cannot be used (the reason is printed): a failed run,
 /// where a spec that does not parse or a missing file is a usage error.
-pub async fn agent(settings: &Settings, store: Arc<Store>) -> Result<Option<(Agent, String)>> {
+pub async fn agent(settings: &Settings, store: Arc<Store>) -> Result<Option<Built>> {
     let spec = crate::model::model_spec(settings.model.clone())?;
-    let client = match crate::model::open(&spec, settings).await {
+    let (client, mcp) = tokio::join!(
+        crate::model::open(&spec, settings),
+        McpServers::start(settings.mcp.clone(), settings.workspace.root()),
+    );
+    for report in mcp.reports() {
+        if let ServerState::Failed(reason) = &report.state {
+            eprintln!(
+                "keel: MCP server `{}` did not start ({reason}); going on without its tools",
+                report.name
+            );
+        }
+    }
+    let client = match client {
         Ok(client) => client,
-        Err(crate::model::OpenError::Usage(e)) => return Err(e),
+        Err(crate::model::OpenError::Usage(e)) => {
+            mcp.shutdown().await;
+            return Err(e);
+        }
         Err(crate::model::OpenError::Failed(e)) => {
             eprintln!("keel: {e}");
+            mcp.shutdown().await;
             return Ok(None);
         }
     };
-    let agent =
-        Agent::new(client, ToolRegistry::builtin(), settings.agent.clone()).with_memory(store);
-    agent.check_context_window()?;
-    Ok(Some((agent, spec)))
-}
-
-/// Appends every event to the store as it happens. After the first failed write it
-/// stops (so the stored history stays a consistent prefix) and reports the fault,
-/// which ends the turn with an `error` event.
-struct StoreSink {
-    store: Arc<Store>,
-    session_id: Mutex<Option<String>>,
-    failure: Mutex<Option<String>>,
-}
-
-impl StoreSink {
-    fn new(store: Arc<Store>, session_id: Option<String>) -> Self {
-        Self {
-            store,
-            session_id: Mutex::new(session_id),
-            failure: Mutex::new(None),
-        }
+    let mut tools = ToolRegistry::builtin();
+    for tool in mcp.tools() {
+        tools.register(tool);
     }
-}
-
-impl EventSink for StoreSink {
-    fn emit(&self, event: &Event) {
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        if failure.is_some() {
-            return;
-        }
-        let mut id = self.session_id.lock().unwrap_or_else(|e| e.into_inner());
-        if let Event::Session { session_id, .. } = event {
-            *id = Some(session_id.clone());
-        }
-        if let Some(id) = id.as_deref()
-            && let Err(e) = self.store.append(id, event)
-        {
-            *failure = Some(format!("{e} (in {})", self.store.path().display()));
-        }
+    let agent = Agent::new(client, tools, settings.agent.clone()).with_memory(store);
+    if let Err(e) = agent.check_context_window() {
+        mcp.shutdown().await;
+        return Err(e.into());
     }
-
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
+    Ok(Some(Built { agent, spec, mcp }))
 }

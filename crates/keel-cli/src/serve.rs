@@ -11,7 +11,7 @@ use keel_server::Server;
 
 use crate::cli::ServeArgs;
 use crate::config::{self, Layer};
-use crate::run::{agent, exit_code, workspace_dir};
+use crate::run::{Built, agent, exit_code, workspace_dir};
 use crate::sessions_cmd::open_store;
 
 /// How long running turns get to store their end after Ctrl-C.
@@ -26,11 +26,16 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
     };
     let settings = config::load(&dir, flags)?;
     let store = Arc::new(open_store()?);
-    let Some((agent, model)) = agent(&settings, Arc::clone(&store)).await? else {
+    let Some(Built {
+        agent,
+        spec: model,
+        mcp,
+    }) = agent(&settings, Arc::clone(&store)).await?
+    else {
         return Ok(exit_code(Outcome::Failed));
     };
     let addr = SocketAddr::new(args.host, args.port);
-    let server = Server::bind(
+    let server = match Server::bind(
         addr,
         args.token,
         Arc::new(agent),
@@ -38,7 +43,13 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
         settings.workspace.clone(),
     )
     .await
-    .map_err(|e| anyhow!(e))?;
+    {
+        Ok(server) => server,
+        Err(e) => {
+            mcp.shutdown().await;
+            return Err(anyhow!(e));
+        }
+    };
     let bound = server.local_addr();
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -74,6 +85,8 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
             _ = terminated => {}
         }
     };
-    server.run(shutdown, GRACE).await.map_err(|e| anyhow!(e))?;
+    let served = server.run(shutdown, GRACE).await.map_err(|e| anyhow!(e));
+    mcp.shutdown().await;
+    served?;
     Ok(0)
 }

@@ -104,15 +104,30 @@ impl McpServers {
         tools
     }
 
-    /// Stops every server.
+    /// Stops every server: stdin closed, then SIGTERM, then SIGKILL (a few seconds
+    /// at most, all servers at once).
     pub async fn shutdown(&self) {
+        let mut closing = tokio::task::JoinSet::new();
         for server in &self.servers {
-            if let Some(connection) = server.connection.lock().await.take() {
-                connection.service.cancellation_token().cancel();
+            let Some(connection) = server.connection.lock().await.take() else {
+                continue;
+            };
+            match Arc::try_unwrap(connection) {
+                Ok(mut connection) => {
+                    closing.spawn(async move {
+                        let _ = connection.service.close_with_timeout(SHUTDOWN).await;
+                    });
+                }
+                // A call still holds it: cancelling ends its session all the same.
+                Err(shared) => shared.service.cancellation_token().cancel(),
             }
         }
+        closing.join_all().await;
     }
 }
+
+/// How long `shutdown` waits for a server to go.
+const SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(8);
 
 struct McpServer {
     config: ServerConfig,

@@ -4,13 +4,14 @@
 //!   `mcpServers` JSON shape other hosts use) become tools named `server__tool`, with
 //!   input schemas a small model can follow ([`McpServers`]);
 //! - as a server, `keel mcp` offers keel's own tools and a whole agent task to other
-//!   MCP hosts over stdio.
+//!   MCP hosts over stdio ([`KeelMcpServer`]).
 
 mod client;
 mod config;
 mod connect;
 mod content;
 mod schema;
+mod server;
 
 pub use client::{McpServers, ServerReport, ServerState};
 pub use config::{
@@ -19,3 +20,4 @@ pub use config::{
 };
 pub use connect::StartError;
 pub use schema::{sanitize_schema, tool_name};
+pub use server::{KeelMcpServer, ServeError, TASK_TOOL};

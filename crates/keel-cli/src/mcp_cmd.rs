@@ -30,8 +30,7 @@ pub async fn run(args: McpArgs) -> Result<u8> {
             let settings = config::load(&dir, flags)?;
             let store = Arc::new(open_store()?);
             // stdout is the protocol channel: everything else goes to stderr.
-            let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await?
-            else {
+            let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await? else {
                 return Ok(exit_code(Outcome::Failed));
             };
             let server = KeelMcpServer::new(
@@ -103,7 +102,11 @@ async fn list(configs: Vec<ServerConfig>, root: &std::path::Path, json: bool) ->
                 for tool in tools {
                     let summary = tool.description.lines().next().unwrap_or("");
                     let summary: String = summary.chars().take(90).collect();
-                    let mode = if tool.read_only { "read-only" } else { "writes" };
+                    let mode = if tool.read_only {
+                        "read-only"
+                    } else {
+                        "writes"
+                    };
                     writeln!(out, "  {:<36} {mode:<9} {summary}", tool.name)?;
                 }
             }

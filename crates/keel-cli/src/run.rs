@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use keel_agent::{Agent, EventSink, Session, StoreSink};
-use keel_protocol::{Event, Outcome};
 use keel_mcp::{McpServers, ServerState};
+use keel_protocol::{Event, Outcome};
 use keel_store::Store;
 use keel_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;

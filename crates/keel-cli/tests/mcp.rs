@@ -94,7 +94,16 @@ fn the_python_sdk_client_uses_keel_mcp_in_both_protocol_revisions() {
         names.sort();
         assert_eq!(
             names,
-            ["bash", "edit", "git", "glob", "grep", "keel_task", "read", "write"]
+            [
+                "bash",
+                "edit",
+                "git",
+                "glob",
+                "grep",
+                "keel_task",
+                "read",
+                "write"
+            ]
         );
         assert_eq!(tools["read"]["read_only"], true);
         assert_eq!(tools["write"]["read_only"], false);
@@ -119,7 +128,12 @@ fn the_python_sdk_client_uses_keel_mcp_in_both_protocol_revisions() {
         assert_eq!(report["answer"], "I wrote hello.txt.");
         assert_eq!(report["changed_files"][0]["path"], "hello.txt");
         assert_eq!(report["changed_files"][0]["status"], "changed");
-        assert!(task["text"].as_str().unwrap().contains("outcome: completed"));
+        assert!(
+            task["text"]
+                .as_str()
+                .unwrap()
+                .contains("outcome: completed")
+        );
         assert!(task["text"].as_str().unwrap().contains("hello.txt"));
         // The task's steps arrived as progress notifications, in order.
         let messages: Vec<&str> = task["progress"]
@@ -128,7 +142,10 @@ fn the_python_sdk_client_uses_keel_mcp_in_both_protocol_revisions() {
             .iter()
             .map(|p| p["message"].as_str().unwrap())
             .collect();
-        assert!(messages.iter().any(|m| m.starts_with("write {")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.starts_with("write {")),
+            "{messages:?}"
+        );
         assert!(messages.contains(&"write: ok"), "{messages:?}");
         assert_eq!(messages.last(), Some(&"done: completed"), "{messages:?}");
         let values: Vec<f64> = task["progress"]
@@ -223,7 +240,12 @@ fn keel_run_gets_the_configured_servers_tools() {
     assert_eq!(results[0]["is_error"], false, "{}", results[0]);
     assert!(results[0]["output"].as_str().unwrap().contains("beta"));
     assert_eq!(results[1]["is_error"], true);
-    assert!(results[1]["output"].as_str().unwrap().contains("Access denied"));
+    assert!(
+        results[1]["output"]
+            .as_str()
+            .unwrap()
+            .contains("Access denied")
+    );
 }
 
 #[test]
@@ -240,7 +262,10 @@ fn keel_mcp_list_shows_state_and_tools() {
     let out = env.keel().args(["mcp", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "a server failed to start");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("fs: running, 14 tools, protocol 2025-11-25"), "{text}");
+    assert!(
+        text.contains("fs: running, 14 tools, protocol 2025-11-25"),
+        "{text}"
+    );
     assert!(text.contains("fs__read_text_file"), "{text}");
     assert!(
         text.contains("broken: failed: cannot start `/nonexistent/mcp-server`"),

@@ -14,8 +14,8 @@ use keel_store::Store;
 use keel_tools::{Limits, ToolContext, ToolRegistry, Workspace};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ProgressToken, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, Peer, ServerHandler, ServiceExt};
@@ -94,7 +94,9 @@ impl KeelMcpServer {
         let inner = &self.inner;
         let task = match arguments.get("task").and_then(Value::as_str).map(str::trim) {
             Some(task) if !task.is_empty() => task.to_string(),
-            _ => return error_result("`task` must be a non-empty string: what the agent should do"),
+            _ => {
+                return error_result("`task` must be a non-empty string: what the agent should do");
+            }
         };
         let session_id = match arguments.get("session_id") {
             None | Some(Value::Null) => None,
@@ -271,7 +273,12 @@ fn mcp_tool(spec: &ToolSpec) -> Tool {
         Value::Object(map) => map.clone(),
         _ => JsonObject::new(),
     };
-    Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(schema)).with_annotations(
+    Tool::new(
+        spec.name.clone(),
+        spec.description.clone(),
+        Arc::new(schema),
+    )
+    .with_annotations(
         ToolAnnotations::new()
             .read_only(spec.read_only)
             .destructive(!spec.read_only),
@@ -309,7 +316,10 @@ fn render_report(report: &Value, outcome: Outcome) -> String {
     if let Some(error) = report["error"].as_str() {
         text.push_str(&format!("error: {error}\n"));
     }
-    let files = report["changed_files"].as_array().cloned().unwrap_or_default();
+    let files = report["changed_files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if files.is_empty() {
         text.push_str("changed files: none\n");
     } else {
@@ -391,16 +401,21 @@ fn progress_message(event: &Event) -> Option<String> {
         } => {
             let mut args = arguments.to_string();
             if args.len() > 200 {
-                let cut = (0..=200).rev().find(|&i| args.is_char_boundary(i)).unwrap_or(0);
+                let cut = (0..=200)
+                    .rev()
+                    .find(|&i| args.is_char_boundary(i))
+                    .unwrap_or(0);
                 args.truncate(cut);
                 args.push('…');
             }
             format!("{name} {args}")
         }
-        Event::ToolResult {
-            name, is_error, ..
-        } => format!("{name}: {}", if *is_error { "error" } else { "ok" }),
-        Event::Verification { command, passed, .. } => format!(
+        Event::ToolResult { name, is_error, .. } => {
+            format!("{name}: {}", if *is_error { "error" } else { "ok" })
+        }
+        Event::Verification {
+            command, passed, ..
+        } => format!(
             "tests ({command}): {}",
             if *passed { "passed" } else { "failed" }
         ),
@@ -420,7 +435,8 @@ async fn forward_progress(
     let mut step = 0.0;
     while let Some(message) = messages.recv().await {
         step += 1.0;
-        let notification = ProgressNotificationParam::new(token.clone(), step).with_message(message);
+        let notification =
+            ProgressNotificationParam::new(token.clone(), step).with_message(message);
         if peer.notify_progress(notification).await.is_err() {
             break;
         }

@@ -278,3 +278,115 @@ async fn a_server_that_cannot_start_is_reported_and_the_others_run() {
     );
     servers.shutdown().await;
 }
+
+/// The Python SDK's streamable-HTTP server, stopped when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(token: &str) -> Self {
+        use std::io::BufRead;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/http_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .env("HTTP_TEST_TOKEN", token)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no port: {line:?}"));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http(name: &str, url: &str, token_env: &str) -> keel_mcp::ServerConfig {
+    keel_mcp::ServerConfig {
+        name: name.into(),
+        transport: keel_mcp::ServerTransport::Http {
+            url: url.into(),
+            bearer_token_env: Some(token_env.into()),
+        },
+        startup_timeout: Duration::from_secs(30),
+        tool_timeout: Duration::from_secs(30),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_server_with_a_bearer_token_from_the_environment() {
+    if !peers_available() {
+        return;
+    }
+    let server = HttpServer::start("s3cret-token-for-the-test");
+    // SAFETY: nextest runs each test in its own process, and nothing else in this
+    // one reads the environment while it is set.
+    unsafe {
+        std::env::set_var("KEEL_TEST_MCP_TOKEN_GOOD", "s3cret-token-for-the-test");
+        std::env::set_var("KEEL_TEST_MCP_TOKEN_BAD", "wrong");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let servers = McpServers::start(
+        vec![
+            http("remote", &server.url, "KEEL_TEST_MCP_TOKEN_GOOD"),
+            http("wrongtoken", &server.url, "KEEL_TEST_MCP_TOKEN_BAD"),
+            http("notoken", &server.url, "KEEL_TEST_MCP_TOKEN_UNSET"),
+        ],
+        dir.path(),
+    )
+    .await;
+    let (_, tools) = running_tools(&servers, "remote");
+    assert_eq!(
+        tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["remote__add"]
+    );
+    assert_eq!(tools[0].parameters["properties"]["a"]["type"], "integer");
+    let failure = |name: &str| match &servers
+        .reports()
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap()
+        .state
+    {
+        ServerState::Failed(e) => e.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert!(
+        failure("wrongtoken").contains("401"),
+        "{}",
+        failure("wrongtoken")
+    );
+    assert!(
+        failure("notoken").contains("KEEL_TEST_MCP_TOKEN_UNSET"),
+        "{}",
+        failure("notoken")
+    );
+
+    let events = run_turn(
+        dir.path(),
+        &servers,
+        &[call("remote__add", json!({"a": 2, "b": 40})), answer("42")],
+    )
+    .await;
+    let results = events.results();
+    assert_eq!(results[0].1, "42", "{results:?}");
+    assert!(!results[0].2);
+    servers.shutdown().await;
+}

@@ -33,6 +33,8 @@ def with_bearer(inner, token):
 if __name__ == "__main__":
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is announced: a client never finds it closed.
+    sock.listen(64)
     print(sock.getsockname()[1], flush=True)
     asgi = with_bearer(app.streamable_http_app(), os.environ["HTTP_TEST_TOKEN"])
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")

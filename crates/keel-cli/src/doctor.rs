@@ -10,6 +10,7 @@ use anyhow::Result;
 use futures_util::StreamExt;
 use keel_agent::{Agent, call_schema, estimate_tokens, read_call};
 use keel_llm::{ChatRequest, LlmError, ModelClient, ModelEvent, ModelSpec};
+use keel_mcp::{McpServers, ServerState};
 use keel_protocol::{Message, Usage};
 use keel_tools::ToolRegistry;
 
@@ -64,14 +65,26 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
     // Opened first: the agent checked below is the one `keel run` would build,
     // memory tools included, so the context-window threshold is the same.
     let store = open_store().map(Arc::new);
+    // The configured MCP servers, started beside the model as `keel run` does: their
+    // tools count towards the prompt the context window must hold.
+    let mut mcp = None;
 
     match crate::model::model_spec(settings.model.clone()) {
         Err(e) => report.line(Status::Fail, "model", format!("{e:#}")),
         Ok(spec) => {
             // A spec that does not parse is a usage error, as everywhere else.
             let parsed = ModelSpec::parse(&spec)?;
-            let started = Instant::now();
-            match crate::model::open(&spec, &settings).await {
+            let timed_open = async {
+                let started = Instant::now();
+                let opened = crate::model::open(&spec, &settings).await;
+                (opened, started.elapsed())
+            };
+            let ((opened, connect_time), servers) = tokio::join!(
+                timed_open,
+                McpServers::start(settings.mcp.clone(), settings.workspace.root()),
+            );
+            mcp = Some(servers);
+            match opened {
                 Err(crate::model::OpenError::Usage(e)) => {
                     report.line(Status::Fail, "model", format!("{e:#}"))
                 }
@@ -79,8 +92,11 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
                     report.line(Status::Fail, "model", e.to_string())
                 }
                 Ok(client) => {
-                    let mut agent =
-                        Agent::new(client, ToolRegistry::builtin(), settings.agent.clone());
+                    let mut tools = ToolRegistry::builtin();
+                    for tool in mcp.iter().flat_map(McpServers::tools) {
+                        tools.register(tool);
+                    }
+                    let mut agent = Agent::new(client, tools, settings.agent.clone());
                     if let Ok(store) = &store {
                         agent = agent.with_memory(Arc::clone(store));
                     }
@@ -88,13 +104,28 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
                         &mut report,
                         &agent,
                         thresholds,
-                        started.elapsed(),
+                        connect_time,
                         matches!(parsed, ModelSpec::Replay(_)),
                     )
                     .await
                 }
             }
         }
+    }
+
+    if let Some(servers) = mcp {
+        for server in servers.reports() {
+            let check = format!("mcp {}", server.name);
+            match &server.state {
+                ServerState::Running { protocol, tools } => report.line(
+                    Status::Pass,
+                    &check,
+                    format!("running, {} tools, protocol {protocol}", tools.len()),
+                ),
+                ServerState::Failed(reason) => report.line(Status::Fail, &check, reason),
+            }
+        }
+        servers.shutdown().await;
     }
 
     match store.and_then(|store| Ok(store.check_writable()?)) {

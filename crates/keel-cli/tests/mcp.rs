@@ -272,6 +272,22 @@ fn keel_mcp_list_shows_state_and_tools() {
         "{text}"
     );
 
+    // `keel doctor` starts them as `keel run` would and reports each.
+    let script = env.script("script.jsonl", &[json!({"content": "hi"})]);
+    let out = env
+        .keel()
+        .args(["doctor", "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("PASS  mcp fs        running, 14 tools"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL  mcp broken    cannot start"), "{text}");
+
     let out = env.keel().args(["mcp", "list", "--json"]).output().unwrap();
     let servers = parse_lines(&out.stdout);
     assert_eq!(servers.len(), 2);

@@ -148,18 +148,18 @@ async fn a_server_that_crashes_or_hangs_costs_one_call_not_the_session() {
     let (_, tools) = running_tools(&servers, "faulty");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["faulty__crash", "faulty__echo", "faulty__hang"]);
+    // The very first call kills the server.
     let steps = [
-        call("faulty__echo", json!({"text": "one"})),
         call("faulty__crash", json!({})),
-        call("faulty__echo", json!({"text": "two"})),
+        call("faulty__echo", json!({"text": "one"})),
         call("faulty__hang", json!({})),
-        call("faulty__echo", json!({"text": "three"})),
+        call("faulty__echo", json!({"text": "two"})),
         call("read", json!({"path": "notes.txt"})),
         answer("Survived."),
     ];
     let events = run_turn(dir.path(), &servers, &steps).await;
     let results = events.results();
-    assert_eq!(results.len(), 6, "{results:#?}");
+    assert_eq!(results.len(), 5, "{results:#?}");
     let pid = |output: &str| {
         output
             .split("(pid ")
@@ -169,14 +169,7 @@ async fn a_server_that_crashes_or_hangs_costs_one_call_not_the_session() {
             .to_string()
     };
 
-    assert!(
-        !results[0].2 && results[0].1.starts_with("echo: one"),
-        "{:?}",
-        results[0]
-    );
-    let first_pid = pid(&results[0].1);
-
-    let (_, crash, is_error) = &results[1];
+    let (_, crash, is_error) = &results[0];
     assert!(is_error);
     assert!(
         crash.contains("MCP server `faulty` failed during `crash`"),
@@ -188,30 +181,30 @@ async fn a_server_that_crashes_or_hangs_costs_one_call_not_the_session() {
     );
     assert!(crash.contains("started again on the next call"), "{crash}");
 
-    // Restarted: a new process answers.
+    // Restarted: the next call is answered.
     assert!(
-        !results[2].2 && results[2].1.starts_with("echo: two"),
+        !results[1].2 && results[1].1.starts_with("echo: one"),
         "{:?}",
-        results[2]
+        results[1]
     );
-    let second_pid = pid(&results[2].1);
-    assert_ne!(first_pid, second_pid);
+    let first_pid = pid(&results[1].1);
 
-    let (_, hang, is_error) = &results[3];
+    let (_, hang, is_error) = &results[2];
     assert!(is_error);
     assert!(
         hang.contains("did not answer `hang` within 3 s") && hang.contains("stopped"),
         "{hang}"
     );
+    // Stopped and restarted: a new process answers.
     assert!(
-        !results[4].2 && results[4].1.starts_with("echo: three"),
+        !results[3].2 && results[3].1.starts_with("echo: two"),
         "{:?}",
-        results[4]
+        results[3]
     );
-    assert_ne!(pid(&results[4].1), second_pid);
+    assert_ne!(pid(&results[3].1), first_pid);
 
     // The session went on with its own tools and finished normally.
-    assert!(!results[5].2);
+    assert!(!results[4].2);
     let done = events.0.lock().unwrap().last().cloned().unwrap();
     assert!(
         matches!(

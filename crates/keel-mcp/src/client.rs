@@ -48,20 +48,29 @@ impl McpServers {
     /// Starts every server at once and waits for each (at most its startup timeout).
     /// Relative paths in the configuration resolve against `root`, the workspace.
     pub async fn start(configs: Vec<ServerConfig>, root: &Path) -> McpServers {
-        let starts = configs.into_iter().map(|config| {
-            let root = root.to_path_buf();
-            tokio::spawn(async move {
-                let result = connect(&config, &root).await;
-                (config, root, result)
+        let starts: Vec<_> = configs
+            .into_iter()
+            .map(|config| {
+                let root = root.to_path_buf();
+                let name = config.name.clone();
+                let start = tokio::spawn(async move {
+                    let result = connect(&config, &root).await;
+                    (config, root, result)
+                });
+                (name, start)
             })
-        });
+            .collect();
         let mut servers = Vec::new();
         let mut reports = Vec::new();
-        for handle in starts.collect::<Vec<_>>() {
-            let Ok((config, root, result)) = handle.await else {
-                continue;
+        for (name, start) in starts {
+            let (config, root, result) = match start.await {
+                Ok(started) => started,
+                Err(e) => {
+                    let state = ServerState::Failed(format!("its start failed inside keel: {e}"));
+                    reports.push(ServerReport { name, state });
+                    continue;
+                }
             };
-            let name = config.name.clone();
             let state = match result {
                 Ok(connection) => {
                     let tools = model_tools(&config.name, &connection);

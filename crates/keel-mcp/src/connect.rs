@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -101,6 +103,30 @@ pub enum StartError {
     Timeout(u64),
 }
 
+/// A handshake failure in words: for a transport error, the transport's own error and
+/// its causes (rmcp's message names the transport's Rust type, useless to a user).
+fn handshake_error(e: &ClientInitializeError) -> String {
+    match e {
+        ClientInitializeError::TransportError { error, context } => {
+            let mut text = error.error.to_string();
+            let mut source = error.error.source();
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            format!(
+                "{text} (when trying to {})",
+                context.trim_start_matches("when ")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn client_config() -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
@@ -161,7 +187,11 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
                     Ok(service) => service,
                     Err(e) => {
                         stderr.settle().await;
-                        return Err(StartError::Handshake(format!("{e}{}", stderr.render())));
+                        return Err(StartError::Handshake(format!(
+                            "{}{}",
+                            handshake_error(&e),
+                            stderr.render()
+                        )));
                     }
                 }
             }
@@ -187,7 +217,7 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
                 client_config()
                     .serve_with_lifecycle(transport, lifecycle())
                     .await
-                    .map_err(|e| StartError::Handshake(e.to_string()))?
+                    .map_err(|e| StartError::Handshake(handshake_error(&e)))?
             }
         };
         let protocol = service

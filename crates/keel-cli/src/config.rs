@@ -152,6 +152,15 @@ pub struct DoctorThresholds {
 }
 
 impl Layer {
+    /// The flags `keel serve` and `keel mcp` take: a model and an iteration cap.
+    pub fn model_flags(model: Option<String>, max_iterations: Option<u32>) -> Layer {
+        Layer {
+            model,
+            max_iterations,
+            ..Layer::default()
+        }
+    }
+
     fn over(self, base: Layer) -> Layer {
         Layer {
             model: self.model.or(base.model),

@@ -22,11 +22,7 @@ pub async fn run(args: McpArgs) -> Result<u8> {
             list(settings.mcp, settings.workspace.root(), json).await
         }
         None => {
-            let flags = Layer {
-                model: args.model,
-                max_iterations: args.max_iterations,
-                ..Layer::default()
-            };
+            let flags = Layer::model_flags(args.model, args.max_iterations);
             let settings = config::load(&dir, flags)?;
             let store = Arc::new(open_store()?);
             // stdout is the protocol channel: everything else goes to stderr.

@@ -19,11 +19,7 @@ const GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(args: ServeArgs) -> Result<u8> {
     let dir = workspace_dir(args.workspace)?;
-    let flags = Layer {
-        model: args.model,
-        max_iterations: args.max_iterations,
-        ..Layer::default()
-    };
+    let flags = Layer::model_flags(args.model, args.max_iterations);
     let settings = config::load(&dir, flags)?;
     let store = Arc::new(open_store()?);
     let Some(Built {

@@ -102,7 +102,10 @@ fn doctor_checks_a_real_server() {
     assert_eq!(status("model"), "PASS", "{stdout}");
     assert!(stdout.contains("context window 4096 tokens"), "{stdout}");
     assert_eq!(status("store"), "PASS", "{stdout}");
-    assert_eq!(status("prefix cache"), "PASS", "{stdout}");
+    // Whether the repeats were fast enough is timing (a WARN on a loaded machine); that
+    // the server reused the prompt is not.
+    assert_ne!(status("prefix cache"), "FAIL", "{stdout}");
+    assert!(stdout.contains("prompt tokens reused"), "{stdout}");
     // A base model at temperature 0.8 may spend a call's budget on JSON whitespace
     // (all 3 in a row would be a FAIL); the constraint itself is tested in keel-llm.
     assert_ne!(status("constrained"), "FAIL", "{stdout}");

@@ -93,9 +93,7 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
                 }
                 Ok(client) => {
                     let mut tools = ToolRegistry::builtin();
-                    for tool in mcp.iter().flat_map(McpServers::tools) {
-                        tools.register(tool);
-                    }
+                    tools.register_all(mcp.iter().flat_map(McpServers::tools));
                     let mut agent = Agent::new(client, tools, settings.agent.clone());
                     if let Ok(store) = &store {
                         agent = agent.with_memory(Arc::clone(store));

@@ -156,9 +156,7 @@ pub async fn agent(settings: &Settings, store: Arc<Store>) -> Result<Option<Buil
         }
     };
     let mut tools = ToolRegistry::builtin();
-    for tool in mcp.tools() {
-        tools.register(tool);
-    }
+    tools.register_all(mcp.tools());
     let agent = Agent::new(client, tools, settings.agent.clone()).with_memory(store);
     if let Err(e) = agent.check_context_window() {
         mcp.shutdown().await;

@@ -42,12 +42,7 @@ fn doctor_reports_an_unwritable_store() {
     std::fs::create_dir_all(&data).unwrap();
     // A directory where the database file should be: it cannot be opened.
     std::fs::create_dir_all(data.join("keel.db")).unwrap();
-    let out = env
-        .keel()
-        .args(["doctor", "--model"])
-        .arg(format!("replay:{}", script.display()))
-        .output()
-        .unwrap();
+    let out = env.doctor(&format!("replay:{}", script.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

@@ -84,12 +84,7 @@ fn doctor_checks_a_real_server() {
         return;
     };
     let env = Env::new(&[]);
-    let out = env
-        .keel()
-        .args(["doctor", "--model"])
-        .arg(server.spec())
-        .output()
-        .unwrap();
+    let out = env.doctor(&server.spec());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let status = |check: &str| {

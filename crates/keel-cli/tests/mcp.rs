@@ -274,12 +274,7 @@ fn keel_mcp_list_shows_state_and_tools() {
 
     // `keel doctor` starts them as `keel run` would and reports each.
     let script = env.script("script.jsonl", &[json!({"content": "hi"})]);
-    let out = env
-        .keel()
-        .args(["doctor", "--model"])
-        .arg(format!("replay:{}", script.display()))
-        .output()
-        .unwrap();
+    let out = env.doctor(&format!("replay:{}", script.display()));
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

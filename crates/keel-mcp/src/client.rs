@@ -20,10 +20,14 @@ use crate::connect::{Connection, connect};
 use crate::content::render;
 use crate::schema::{sanitize_schema, tool_name};
 
-/// The configured servers of one agent.
+/// The configured servers of one agent, in configuration order.
 pub struct McpServers {
-    servers: Vec<Arc<McpServer>>,
-    reports: Vec<ServerReport>,
+    entries: Vec<Entry>,
+}
+
+enum Entry {
+    Started(Arc<McpServer>),
+    Failed { name: String, reason: String },
 }
 
 /// How a server's start went.
@@ -60,48 +64,61 @@ impl McpServers {
                 (name, start)
             })
             .collect();
-        let mut servers = Vec::new();
-        let mut reports = Vec::new();
+        let mut entries = Vec::new();
         for (name, start) in starts {
-            let (config, root, result) = match start.await {
-                Ok(started) => started,
-                Err(e) => {
-                    let state = ServerState::Failed(format!("its start failed inside keel: {e}"));
-                    reports.push(ServerReport { name, state });
-                    continue;
-                }
+            let entry = match start.await {
+                Ok((config, root, Ok(connection))) => Entry::Started(Arc::new(McpServer {
+                    tools: model_tools(&config.name, &connection),
+                    protocol: connection.protocol.clone(),
+                    config,
+                    root,
+                    connection: Mutex::new(Some(Arc::new(connection))),
+                })),
+                Ok((_, _, Err(e))) => Entry::Failed {
+                    name,
+                    reason: e.to_string(),
+                },
+                Err(e) => Entry::Failed {
+                    name,
+                    reason: format!("its start failed inside keel: {e}"),
+                },
             };
-            let state = match result {
-                Ok(connection) => {
-                    let tools = model_tools(&config.name, &connection);
-                    let state = ServerState::Running {
-                        protocol: connection.protocol.clone(),
-                        tools: tools.iter().map(|(spec, _)| spec.clone()).collect(),
-                    };
-                    servers.push(Arc::new(McpServer {
-                        config,
-                        root,
-                        tools,
-                        connection: Mutex::new(Some(Arc::new(connection))),
-                    }));
-                    state
-                }
-                Err(e) => ServerState::Failed(e.to_string()),
-            };
-            reports.push(ServerReport { name, state });
+            entries.push(entry);
         }
-        McpServers { servers, reports }
+        McpServers { entries }
+    }
+
+    fn started(&self) -> impl Iterator<Item = &Arc<McpServer>> {
+        self.entries.iter().filter_map(|entry| match entry {
+            Entry::Started(server) => Some(server),
+            Entry::Failed { .. } => None,
+        })
     }
 
     /// One report per configured server, in configuration order.
-    pub fn reports(&self) -> &[ServerReport] {
-        &self.reports
+    pub fn reports(&self) -> Vec<ServerReport> {
+        self.entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::Started(server) => ServerReport {
+                    name: server.config.name.clone(),
+                    state: ServerState::Running {
+                        protocol: server.protocol.clone(),
+                        tools: server.tools.iter().map(|(spec, _)| spec.clone()).collect(),
+                    },
+                },
+                Entry::Failed { name, reason } => ServerReport {
+                    name: name.clone(),
+                    state: ServerState::Failed(reason.clone()),
+                },
+            })
+            .collect()
     }
 
     /// The started servers' tools, to be registered with the agent.
     pub fn tools(&self) -> Vec<Arc<dyn Tool>> {
         let mut tools: Vec<Arc<dyn Tool>> = Vec::new();
-        for server in &self.servers {
+        for server in self.started() {
             for (spec, remote) in &server.tools {
                 tools.push(Arc::new(McpTool {
                     server: Arc::clone(server),
@@ -117,7 +134,7 @@ impl McpServers {
     /// at most, all servers at once).
     pub async fn shutdown(&self) {
         let mut closing = tokio::task::JoinSet::new();
-        for server in &self.servers {
+        for server in self.started() {
             let Some(connection) = server.connection.lock().await.take() else {
                 continue;
             };
@@ -144,6 +161,8 @@ struct McpServer {
     /// Its tools as first listed (the prompt stays the same across restarts), each
     /// with the server's own name for it.
     tools: Vec<(ToolSpec, String)>,
+    /// The protocol revision agreed on at the first start.
+    protocol: String,
     /// The live session; `None` after a crash or timeout until the next call.
     connection: Mutex<Option<Arc<Connection>>>,
 }
@@ -267,7 +286,7 @@ impl Tool for McpTool {
                 e.message
             )),
             Ok(Err(e)) => {
-                let said = connection.last_words().await;
+                let said = connection.stderr.last_words().await;
                 self.server.discard(&connection).await;
                 ToolOutput::error(format!(
                     "MCP server `{server}` failed during `{}`: {e}{said}. It will be started again on the next call.",

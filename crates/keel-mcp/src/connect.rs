@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -15,6 +16,7 @@ use rmcp::service::{
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{ServerConfig, ServerTransport};
 
@@ -28,21 +30,12 @@ pub(crate) struct Connection {
     pub stderr: StderrTail,
 }
 
-impl Connection {
-    /// `"; its stderr ends with: …"` with the server's last stderr lines, or nothing.
-    pub async fn last_words(&self) -> String {
-        self.stderr.settle().await;
-        self.stderr.render()
-    }
-}
-
 /// The tail of a server's stderr, kept for error messages.
 #[derive(Clone, Default)]
 pub(crate) struct StderrTail {
     lines: Arc<Mutex<VecDeque<String>>>,
-    /// Set when the server closed its stderr (it exited).
-    closed: Arc<tokio::sync::Notify>,
-    done: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when the server closed its stderr (it exited).
+    closed: CancellationToken,
 }
 
 const STDERR_LINES: usize = 8;
@@ -61,22 +54,10 @@ impl StderrTail {
         lines.push_back(line);
     }
 
-    fn close(&self) {
-        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.closed.notify_waiters();
-    }
-
-    /// Waits (briefly) for a server that is going away to finish writing stderr, so
-    /// its last words make it into the error message.
-    pub async fn settle(&self) {
-        let closed = self.closed.notified();
-        if self.done.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), closed).await;
-    }
-
-    pub fn render(&self) -> String {
+    /// `"; its stderr ends with: …"`, or nothing. A server that is going away gets a
+    /// moment to finish writing, so its last words make it into the message.
+    pub async fn last_words(&self) -> String {
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.closed.cancelled()).await;
         let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         if lines.is_empty() {
             return String::new();
@@ -177,7 +158,7 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
                         while let Ok(Some(line)) = lines.next_line().await {
                             tail.push(&line);
                         }
-                        tail.close();
+                        tail.closed.cancel();
                     });
                 }
                 match client_config()
@@ -186,11 +167,10 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
                 {
                     Ok(service) => service,
                     Err(e) => {
-                        stderr.settle().await;
                         return Err(StartError::Handshake(format!(
                             "{}{}",
                             handshake_error(&e),
-                            stderr.render()
+                            stderr.last_words().await
                         )));
                     }
                 }
@@ -199,6 +179,8 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
                 url,
                 bearer_token_env,
             } => {
+                // No stderr to wait for.
+                stderr.closed.cancel();
                 let mut transport_config =
                     StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 if let Some(var) = bearer_token_env {
@@ -224,10 +206,15 @@ pub(crate) async fn connect(config: &ServerConfig, root: &Path) -> Result<Connec
             .peer_info()
             .map(|info| info.protocol_version.to_string())
             .unwrap_or_default();
-        let tools = service
-            .list_all_tools()
-            .await
-            .map_err(|e| StartError::ListTools(format!("{e}{}", stderr.render())))?;
+        let tools = match service.list_all_tools().await {
+            Ok(tools) => tools,
+            Err(e) => {
+                return Err(StartError::ListTools(format!(
+                    "{e}{}",
+                    stderr.last_words().await
+                )));
+            }
+        };
         Ok(Connection {
             service,
             tools,

@@ -44,6 +44,8 @@ struct Inner {
     store: Arc<Store>,
     workspace: Workspace,
     tools: ToolRegistry,
+    /// What `tools/list` answers: the built-in tools and `keel_task`, sorted.
+    listed: Vec<Tool>,
     /// Shared by the direct tool calls of this connection.
     ctx: ToolContext,
     /// Sessions with a `keel_task` running.
@@ -54,13 +56,18 @@ impl KeelMcpServer {
     /// `agent` runs `keel_task`s (stored in `store`); the built-in tools work in
     /// `workspace` under `limits`.
     pub fn new(agent: Arc<Agent>, store: Arc<Store>, workspace: Workspace, limits: Limits) -> Self {
+        let tools = ToolRegistry::builtin();
+        let mut listed: Vec<Tool> = tools.specs().iter().map(mcp_tool).collect();
+        listed.push(mcp_tool(&task_spec()));
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
         Self {
             inner: Arc::new(Inner {
                 agent,
                 store,
                 ctx: ToolContext::new(workspace.clone(), limits),
                 workspace,
-                tools: ToolRegistry::builtin(),
+                tools,
+                listed,
                 busy: Mutex::new(HashSet::new()),
             }),
         }
@@ -77,13 +84,6 @@ impl KeelMcpServer {
             .await
             .map(|_| ())
             .map_err(|e| ServeError::Ended(e.to_string()))
-    }
-
-    fn tool_list(&self) -> Vec<Tool> {
-        let mut tools: Vec<Tool> = self.inner.tools.specs().iter().map(mcp_tool).collect();
-        tools.push(mcp_tool(&task_spec()));
-        tools.sort_by(|a, b| a.name.cmp(&b.name));
-        tools
     }
 
     async fn run_task(
@@ -112,12 +112,12 @@ impl KeelMcpServer {
             None => None,
             Some(id) => {
                 let root = inner.workspace.root().display().to_string();
-                match inner.store.session(id) {
-                    Ok(Some(info)) if info.workspace == root => match inner.store.events(id) {
+                match inner.store.session_in(id, &root) {
+                    Ok(Some(_)) => match inner.store.events(id) {
                         Ok(events) => Some(events),
                         Err(e) => return error_result(format!("cannot read session {id}: {e}")),
                     },
-                    Ok(_) => {
+                    Ok(None) => {
                         return error_result(format!(
                             "no session {id} in this workspace; leave `session_id` out to start a new one"
                         ));
@@ -219,7 +219,7 @@ impl ServerHandler for KeelMcpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.tool_list()))
+        Ok(ListToolsResult::with_all_items(self.inner.listed.clone()))
     }
 
     async fn call_tool(
@@ -251,7 +251,8 @@ impl ServerHandler for KeelMcpServer {
                 format!(
                     "unknown tool `{}`; keel offers: {}",
                     request.name,
-                    self.tool_list()
+                    self.inner
+                        .listed
                         .iter()
                         .map(|t| t.name.to_string())
                         .collect::<Vec<_>>()
@@ -391,6 +392,9 @@ impl EventSink for TaskSink<'_> {
     }
 }
 
+/// How much of a call's arguments a progress message shows.
+const PROGRESS_ARGS_CHARS: usize = 200;
+
 /// One line per step worth showing a waiting host.
 fn progress_message(event: &Event) -> Option<String> {
     Some(match event {
@@ -399,13 +403,9 @@ fn progress_message(event: &Event) -> Option<String> {
         Event::ToolCall {
             name, arguments, ..
         } => {
-            let mut args = arguments.to_string();
-            if args.len() > 200 {
-                let cut = (0..=200)
-                    .rev()
-                    .find(|&i| args.is_char_boundary(i))
-                    .unwrap_or(0);
-                args.truncate(cut);
+            let full = arguments.to_string();
+            let mut args: String = full.chars().take(PROGRESS_ARGS_CHARS).collect();
+            if args.len() < full.len() {
                 args.push('…');
             }
             format!("{name} {args}")

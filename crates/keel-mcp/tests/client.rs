@@ -10,8 +10,8 @@ use keel_mcp::{McpServers, ServerState};
 use serde_json::json;
 
 fn running_tools(servers: &McpServers, name: &str) -> (String, Vec<keel_protocol::ToolSpec>) {
-    let report = servers
-        .reports()
+    let reports = servers.reports();
+    let report = reports
         .iter()
         .find(|r| r.name == name)
         .unwrap_or_else(|| panic!("no report for {name}"));
@@ -75,9 +75,7 @@ async fn reference_servers_list_their_tools() {
 
     // The agent's registry offers them next to the built-in tools.
     let mut registry = keel_tools::ToolRegistry::builtin();
-    for tool in servers.tools() {
-        registry.register(tool);
-    }
+    registry.register_all(servers.tools());
     assert!(registry.names().contains(&"fs__read_text_file"));
     assert!(registry.names().contains(&"read"));
     assert!(registry.is_read_only("fs__read_text_file"));
@@ -244,8 +242,8 @@ async fn a_server_that_cannot_start_is_reported_and_the_others_run() {
     .await;
     // Started together: the slow one's timeout bounds the wait.
     assert!(started.elapsed() < Duration::from_secs(25));
-    let states: Vec<(&str, &ServerState)> = servers
-        .reports()
+    let reports = servers.reports();
+    let states: Vec<(&str, &ServerState)> = reports
         .iter()
         .map(|r| (r.name.as_str(), &r.state))
         .collect();

@@ -128,10 +128,9 @@ fn resume(
 
 /// The session, if it exists and belongs to this server's workspace.
 fn owned(app: &App, id: &str) -> Result<SessionInfo, ApiError> {
-    match app.store.session(id)? {
-        Some(info) if info.workspace == app.root => Ok(info),
-        _ => Err(ApiError::unknown_session(id)),
-    }
+    app.store
+        .session_in(id, &app.root)?
+        .ok_or_else(|| ApiError::unknown_session(id))
 }
 
 /// A stored session of this workspace: its `session` event as a frame, and its events.

@@ -243,6 +243,18 @@ impl Store {
             .map_err(|e| StoreError::Read(e.to_string()))
     }
 
+    /// One session's row if it exists and was recorded in `workspace` (front ends
+    /// serving one workspace treat any other session as unknown).
+    pub fn session_in(
+        &self,
+        session_id: &str,
+        workspace: &str,
+    ) -> Result<Option<SessionInfo>, StoreError> {
+        Ok(self
+            .session(session_id)?
+            .filter(|info| info.workspace == workspace))
+    }
+
     /// The full id of the session an id or unique id prefix names.
     pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
         let read = |e: rusqlite::Error| StoreError::Read(e.to_string());

@@ -20,9 +20,7 @@ impl ToolRegistry {
     /// The seven built-in tools.
     pub fn builtin() -> Self {
         let mut registry = Self::default();
-        for tool in crate::builtin::all() {
-            registry.register(tool);
-        }
+        registry.register_all(crate::builtin::all());
         registry
     }
 
@@ -30,6 +28,13 @@ impl ToolRegistry {
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
         let spec = tool.spec();
         self.tools.insert(spec.name.clone(), (spec, tool));
+    }
+
+    /// Adds each of `tools` (replacing same-named ones), e.g. an MCP server's.
+    pub fn register_all(&mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) {
+        for tool in tools {
+            self.register(tool);
+        }
     }
 
     /// Specs of all tools, sorted by name.

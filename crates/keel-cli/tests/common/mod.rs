@@ -66,6 +66,14 @@ impl Env {
         (out.status.code(), parse_lines(&out.stdout))
     }
 
+    /// `keel doctor --model SPEC`.
+    pub fn doctor(&self, model: &str) -> std::process::Output {
+        self.keel()
+            .args(["doctor", "--model", model])
+            .output()
+            .unwrap()
+    }
+
     /// stdout of a `keel` command that must succeed.
     pub fn stdout(&self, args: &[&str]) -> String {
         let out = self.keel().args(args).output().unwrap();

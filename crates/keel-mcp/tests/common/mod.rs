@@ -156,9 +156,7 @@ pub async fn run_turn(workspace: &Path, servers: &McpServers, steps: &[String]) 
     std::fs::write(&script, steps.join("\n")).unwrap();
     let model = ReplayClient::open(&script, "replay:test").unwrap();
     let mut tools = ToolRegistry::builtin();
-    for tool in servers.tools() {
-        tools.register(tool);
-    }
+    tools.register_all(servers.tools());
     let config = AgentConfig {
         verify: false,
         ..AgentConfig::default()

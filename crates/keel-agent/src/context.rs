@@ -10,6 +10,32 @@ const INSTRUCTION_FILES: &[&str] = &["KEEL.md", "AGENTS.md"];
 const INSTRUCTIONS_MAX_BYTES: usize = 8 * 1024;
 /// Files listed in the context; the model uses glob for the rest.
 const LISTED_FILES: usize = 200;
+/// A project at most this big is shown whole: a small model that sees the code does not
+/// have to guess it (and then cannot edit lines that are not there).
+const SMALL_PROJECT_FILES: usize = 12;
+const SMALL_PROJECT_BYTES: usize = 8 * 1024;
+
+/// The files whose whole content the context shows (relative paths and text): all of a
+/// small project's files when every one is text, else none.
+pub(crate) fn shown_files(root: &Path) -> Vec<(String, String)> {
+    let (files, complete) = list_files(root);
+    if !complete || files.is_empty() || files.len() > SMALL_PROJECT_FILES {
+        return Vec::new();
+    }
+    let mut shown = Vec::new();
+    let mut total = 0;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(root.join(&file)) else {
+            return Vec::new();
+        };
+        total += text.len();
+        if total > SMALL_PROJECT_BYTES || text.contains('\0') {
+            return Vec::new();
+        }
+        shown.push((file, text));
+    }
+    shown
+}
 
 /// Builds the project context message for a workspace.
 pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
@@ -31,6 +57,14 @@ pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
             format!("Files in the workspace (the first {LISTED_FILES}; use glob for more):")
         };
         let _ = write!(out, "\n{heading}\n{}\n", files.join("\n"));
+    }
+    let shown = shown_files(root);
+    if !shown.is_empty() {
+        out.push_str("\nThe project is small; here is all of it:\n");
+        for (path, text) in &shown {
+            let fence = if text.contains("```") { "````" } else { "```" };
+            let _ = write!(out, "\n{path}:\n{fence}\n{}\n{fence}\n", text.trim_end());
+        }
     }
     match test_command {
         Some(command) => {
@@ -98,6 +132,22 @@ mod tests {
         );
         assert!(!context.contains("out.o"));
         assert!(context.contains("Test command: `python -m pytest`"));
+    }
+
+    #[test]
+    fn a_small_project_is_shown_whole_and_a_larger_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
+        std::fs::write(dir.path().join("test_calc.py"), "from calc import add\n").unwrap();
+        let context = project_context(dir.path(), None);
+        assert!(
+            context.contains("here is all of it:\n\ncalc.py:\n```\ndef add(a, b):\n    return a - b\n```\n"),
+            "{context}"
+        );
+        assert_eq!(shown_files(dir.path()).len(), 2);
+        std::fs::write(dir.path().join("big.py"), "x = 1\n".repeat(2000)).unwrap();
+        assert!(!project_context(dir.path(), None).contains("here is all of it"));
+        assert!(shown_files(dir.path()).is_empty());
     }
 
     #[test]

@@ -39,6 +39,21 @@ fn is_python_project(root: &Path) -> bool {
     .iter()
     .any(|f| root.join(f).is_file())
         || has_python_files(&root.join("tests"))
+        || has_python_tests(root)
+}
+
+/// pytest's own test file names (`test_*.py`, `*_test.py`) at the root: an Exercism
+/// exercise has `two_fer_test.py` beside `two_fer.py` and nothing else.
+fn has_python_tests(root: &Path) -> bool {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .any(|name| {
+            name.strip_suffix(".py")
+                .is_some_and(|stem| stem.starts_with("test_") || stem.ends_with("_test"))
+        })
 }
 
 fn has_python_files(dir: &Path) -> bool {
@@ -86,6 +101,14 @@ mod tests {
                 .unwrap()
                 .ends_with(" -m pytest")
         );
+        // An Exercism exercise: the test file beside the solution, nothing else.
+        for layout in [
+            [("two_fer.py", ""), ("two_fer_test.py", "")],
+            [("calc.py", ""), ("test_calc.py", "")],
+        ] {
+            assert!(detect(&layout).unwrap().ends_with(" -m pytest"), "{layout:?}");
+        }
+        assert_eq!(detect(&[("main.py", ""), ("testing.py", "")]), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod changes;
 mod config;
 mod context;
 mod detect;
+mod intent;
 mod memory;
 mod prompt;
 mod repair;

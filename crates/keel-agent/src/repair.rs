@@ -1,4 +1,4 @@
-//! Repairing malformed `xml` tool calls with a second, constrained request.
+//! Repairing malformed tool calls written in the text with a second, constrained request.
 //!
 //! A server that cannot constrain a call inside free text can still force a whole
 //! response to match a JSON schema. When the model writes a `<tool_call>` keel cannot
@@ -6,7 +6,7 @@
 //! wrong go back to the model with the response constrained to
 //! `{"name": TOOL, "input": ARGUMENTS}` for one of the registered tools.
 
-use keel_llm::xml::{self, MalformedCall, ParsedCall};
+use keel_llm::calls::{MalformedCall, ParsedCall};
 use keel_protocol::ToolSpec;
 use serde_json::{Map, Value, json};
 
@@ -80,28 +80,6 @@ pub fn read_call(text: &str, tools: &[ToolSpec]) -> Result<ParsedCall, String> {
     })
 }
 
-/// The response text with every call written in the canonical form: repaired calls
-/// replace the blocks that were malformed, ones still malformed stay as they were.
-pub(crate) fn rewrite(prose: &str, calls: &[Result<ParsedCall, MalformedCall>]) -> String {
-    let mut text = prose.trim().to_string();
-    for call in calls {
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        match call {
-            Ok(call) => text.push_str(&xml::render_call(&call.name, &call.arguments)),
-            Err(bad) => {
-                text.push_str(xml::OPEN);
-                text.push('\n');
-                text.push_str(&bad.raw);
-                text.push('\n');
-                text.push_str(xml::CLOSE);
-            }
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,17 +122,5 @@ mod tests {
         assert_eq!(call.arguments, json!({"command": "ls"}));
         assert!(read_call(r#"{"name": "rm", "input": {}}"#, &tools).is_err());
         assert!(read_call(r#"{"name": "bash", "input": {"command": "#, &tools).is_err());
-    }
-
-    #[test]
-    fn rewritten_text_parses_back_to_the_repaired_calls() {
-        let good = ParsedCall {
-            name: "bash".into(),
-            arguments: json!({"command": "ls"}),
-        };
-        let text = rewrite("Let me look.", &[Ok(good.clone())]);
-        let parsed = xml::parse_response(&text);
-        assert_eq!(parsed.prose, "Let me look.");
-        assert_eq!(parsed.calls, vec![Ok(good)]);
     }
 }

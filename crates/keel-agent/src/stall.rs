@@ -1,6 +1,8 @@
-//! Stall detection: the same call with the same arguments three times, or five
-//! iterations in a row without a successful tool call. The first time gets a
-//! corrective message; if it happens again the turn ends `stalled`.
+//! Stall detection: the same call with the same arguments three times while nothing
+//! changed in the workspace, or five iterations in a row without a successful tool
+//! call. The first time gets a corrective message; if it happens again the turn ends
+//! `stalled`. A change (a write, an edit, a command that changed files) clears the
+//! repeat counts: edit → test → edit → test is work, not a loop.
 
 use std::collections::HashMap;
 
@@ -25,12 +27,13 @@ pub(crate) enum Verdict {
 }
 
 impl StallDetector {
-    /// Records one iteration: the calls made (name, arguments) and whether any
-    /// succeeded.
+    /// Records one iteration: the calls made (name, arguments), whether any succeeded,
+    /// and whether the workspace changed.
     pub(crate) fn observe<'a>(
         &mut self,
         calls: impl IntoIterator<Item = (&'a str, &'a Value)>,
         any_success: bool,
+        changed: bool,
     ) -> Verdict {
         let mut repeated = None;
         for (name, arguments) in calls {
@@ -40,6 +43,11 @@ impl StallDetector {
             if *count >= REPEAT_LIMIT {
                 repeated = Some(name.to_string());
             }
+        }
+        if changed {
+            // Counted from here: the same call may now give another result.
+            self.calls.clear();
+            repeated = None;
         }
         if any_success {
             self.no_progress = 0;
@@ -94,26 +102,43 @@ mod tests {
         let mut d = StallDetector::default();
         let a = json!({"path": "a", "limit": 2});
         let a_reordered = json!({"limit": 2, "path": "a"});
-        assert_eq!(d.observe([("read", &a)], true), Verdict::Fine);
-        assert_eq!(d.observe([("read", &a_reordered)], true), Verdict::Fine);
+        assert_eq!(d.observe([("read", &a)], true, false), Verdict::Fine);
+        assert_eq!(d.observe([("read", &a_reordered)], true, false), Verdict::Fine);
         assert!(
-            matches!(d.observe([("read", &a)], true), Verdict::Warn(m) if m.contains("same `read` call"))
+            matches!(d.observe([("read", &a)], true, false), Verdict::Warn(m) if m.contains("same `read` call"))
         );
         assert_eq!(
-            d.observe([("read", &json!({"path": "b"}))], true),
+            d.observe([("read", &json!({"path": "b"}))], true, false),
             Verdict::Fine
         );
-        assert_eq!(d.observe([("read", &a)], true), Verdict::Stalled);
+        assert_eq!(d.observe([("read", &a)], true, false), Verdict::Stalled);
+    }
+
+    #[test]
+    fn a_change_clears_the_repeat_counts() {
+        // read → edit → pytest → edit → pytest → edit → pytest → pytest: the tests are
+        // re-run after each change; only the last run repeats one with nothing between.
+        let mut d = StallDetector::default();
+        let read = json!({"path": "calc.py"});
+        let test = json!({"command": "python -m pytest"});
+        assert_eq!(d.observe([("read", &read)], true, false), Verdict::Fine);
+        for i in 0..3 {
+            let edit = json!({"path": "calc.py", "old_string": format!("v{i}")});
+            assert_eq!(d.observe([("edit", &edit)], true, true), Verdict::Fine, "edit {i}");
+            assert_eq!(d.observe([("bash", &test)], true, false), Verdict::Fine, "test {i}");
+        }
+        assert_eq!(d.observe([("bash", &test)], true, false), Verdict::Fine);
+        assert!(matches!(d.observe([("bash", &test)], true, false), Verdict::Warn(_)));
     }
 
     #[test]
     fn five_iterations_without_success_warn_then_stall() {
         let mut d = StallDetector::default();
         for _ in 0..4 {
-            assert_eq!(d.observe([], false), Verdict::Fine);
+            assert_eq!(d.observe([], false, false), Verdict::Fine);
         }
-        assert!(matches!(d.observe([], false), Verdict::Warn(_)));
-        assert_eq!(d.observe([], false), Verdict::Stalled);
+        assert!(matches!(d.observe([], false, false), Verdict::Warn(_)));
+        assert_eq!(d.observe([], false, false), Verdict::Stalled);
     }
 
     #[test]
@@ -121,7 +146,7 @@ mod tests {
         let mut d = StallDetector::default();
         for i in 0..20 {
             let args = json!({"n": i});
-            let verdict = d.observe([("bash", &args)], i % 4 == 0);
+            let verdict = d.observe([("bash", &args)], i % 4 == 0, false);
             assert_eq!(verdict, Verdict::Fine, "iteration {i}");
         }
     }

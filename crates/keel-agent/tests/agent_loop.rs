@@ -279,7 +279,8 @@ async fn red_tests_go_back_to_the_model_and_green_ones_verify() {
         test_command: Some("test -f fixed || { echo 'FAILED test_fixed'; exit 1; }".into()),
         ..AgentConfig::default()
     };
-    let (session, summary) = run_script(&script, config, "fix").await;
+    // A question, so the prose answer is taken (and verified) at once.
+    let (session, summary) = run_script(&script, config, "is it fixed?").await;
     assert_eq!(
         (summary.outcome, summary.iterations),
         (Outcome::Verified, 3)

@@ -111,7 +111,7 @@ async fn a_malformed_call_is_repaired_by_a_constrained_request() {
     let next: Value = serde_json::from_str(&requests[2].body).unwrap();
     let text = next.to_string();
     assert!(
-        text.contains(r#"<input>{\"path\":\"notes.txt\"}</input>"#),
+        text.contains(r#"<input>{\"path\": \"notes.txt\"}</input>"#),
         "{text}"
     );
     assert!(!text.contains("path = notes.txt"), "{text}");

@@ -35,6 +35,44 @@ pub enum Command {
     /// MCP: serve keel's tools and a whole-task tool (`keel_task`) over stdio to another
     /// MCP host; `keel mcp list` shows the configured MCP servers and their tools.
     Mcp(McpArgs),
+    /// Run a set of tasks (Exercism exercises, keel's plain tasks) against a model and
+    /// report how the agent did: pass/fail with the original tests restored, outcome,
+    /// iterations, calls, tokens, time. `--compare A B` puts two saved runs side by side.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A folder of tasks, or one task folder.
+    #[arg(value_name = "DIR", required_unless_present = "compare")]
+    pub tasks_dir: Option<PathBuf>,
+    /// Model spec, as for `keel run` [default: KEEL_MODEL, else the default embedded model].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Only the tasks whose folder name matches this glob (e.g. `b*`).
+    #[arg(long, value_name = "GLOB")]
+    pub tasks: Option<String>,
+    /// Only the first N tasks (in name order, after --tasks).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Model requests per task before giving up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_iterations: u32,
+    /// Seconds a task's session may take before it is stopped (the check still runs).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub timeout: u64,
+    /// Tasks run at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// One JSON record per task on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to save the run [default: $KEEL_HOME/evals/TIME-MODEL.json].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Compare two saved runs task by task instead of running anything.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "tasks_dir")]
+    pub compare: Option<Vec<PathBuf>>,
 }
 
 #[derive(Args, Debug)]
@@ -180,7 +218,7 @@ pub struct RunArgs {
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workspace: Option<PathBuf>,
     /// Model spec: embedded:NAME_OR_GGUF, openai:MODEL@BASE_URL, ollama:MODEL[@BASE_URL]
-    /// or replay:FILE [default: the registered model gemma-3-270m].
+    /// or replay:FILE [default: the registered model qwen2.5-coder-1.5b].
     #[arg(long, short = 'm', value_name = "SPEC")]
     pub model: Option<String>,
     /// Model requests per turn before giving up [default: 20].

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use keel_agent::AgentConfig;
-use keel_llm::{ConnectOptions, ToolProtocol};
+use keel_llm::{ConnectOptions, ProtocolChoice};
 use keel_mcp::{RawServer, ServerConfig};
 use keel_tools::Workspace;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 pub struct Layer {
     pub model: Option<String>,
     pub max_iterations: Option<u32>,
-    pub tool_protocol: Option<ToolProtocol>,
+    pub tool_protocol: Option<ProtocolChoice>,
     pub test_command: Option<String>,
     pub verify: Option<bool>,
     pub test_timeout_secs: Option<u64>,

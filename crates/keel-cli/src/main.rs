@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod doctor;
+mod eval_cmd;
 mod mcp_cmd;
 mod memory_cmd;
 mod model;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             Command::Model(command) => model::run(command),
             Command::Serve(args) => serve::run(args).await,
             Command::Mcp(args) => mcp_cmd::run(args).await,
+            Command::Eval(args) => eval_cmd::run(args).await,
         }
     });
     match result {

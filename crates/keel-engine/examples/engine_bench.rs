@@ -94,7 +94,7 @@ fn constrained(model: &Path, samples: usize) -> serde_json::Value {
     let tools = keel_tools::ToolRegistry::builtin().specs();
     let mut system = format!(
         "You are a coding agent. Call a tool like this:\n{}\nTools:\n",
-        keel_llm::xml::CALL_FORMAT
+        keel_llm::calls::call_format(keel_llm::ToolProtocol::Xml)
     );
     for t in &tools {
         system.push_str(&format!(

@@ -67,13 +67,14 @@ impl ModelClient for EmbeddedClient {
                 self.engine.threads()
             )),
             constraint: Some(Constraint::Grammar),
+            dialect: self.engine.dialect(),
         }
     }
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
         if request.protocol == ToolProtocol::Native {
             let err = LlmError::Engine(
-                "the embedded engine speaks the `xml` tool protocol (its calls are grammar-constrained); set tool_protocol = \"xml\"".into(),
+                "the embedded engine reads calls from the text (its calls are grammar-constrained); set tool_protocol to `auto`, `hermes` or `xml`".into(),
             );
             return futures_util::stream::once(async move { Err(err) }).boxed();
         }
@@ -90,6 +91,7 @@ impl ModelClient for EmbeddedClient {
                     prompt_tokens: Some(g.prompt_tokens as u64),
                     cached_prompt_tokens: Some(g.cached_tokens as u64),
                     completion_tokens: Some(g.completion_tokens as u64),
+                    constrained_calls: Some(g.constrained_calls as u64),
                 })),
                 Err(e) => Err(LlmError::from(e)),
             };

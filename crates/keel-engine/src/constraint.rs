@@ -1,12 +1,15 @@
 //! Tool calls that cannot be malformed: once the model has written `<tool_call>`, an
-//! llguidance grammar allows only `<name>` one of the registered tools `</name>`, `<input>`
-//! JSON valid against that tool's schema `</input></tool_call>`. JSON whitespace is fixed
+//! llguidance grammar allows only a call of one of the registered tools in the request's
+//! dialect — `<name>` tool `</name><input>` JSON valid against its schema
+//! `</input></tool_call>` (xml), or `{"name": "tool", "arguments": ` JSON valid against
+//! its schema `}</tool_call>` (Hermes). JSON whitespace is fixed
 //! (free whitespace lets small models loop on newlines). Compiled grammars are cached
 //! per tool set; each call gets a fresh copy of the compiled parser.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use keel_llm::ToolProtocol;
 use keel_protocol::ToolSpec;
 use llama_cpp_2::model::LlamaModel;
 use llguidance::api::TopLevelGrammar;
@@ -58,18 +61,30 @@ fn with_guidance(schema: &Value) -> Value {
     schema
 }
 
-/// The Lark grammar of the text after `<tool_call>` for these tools.
-pub(crate) fn tool_call_grammar(tools: &[ToolSpec]) -> String {
+/// The Lark grammar of the text after `<tool_call>` for these tools in `protocol`'s
+/// dialect: the layout [`keel_llm::calls::render_call`] writes.
+pub(crate) fn tool_call_grammar(tools: &[ToolSpec], protocol: ToolProtocol) -> String {
     let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let alternatives: Vec<String> = (0..sorted.len()).map(|i| format!("call_{i}")).collect();
     let mut out = format!("start: {}\n", alternatives.join(" | "));
     for (i, tool) in sorted.iter().enumerate() {
-        let open = format!("\n<name>{}</name>\n<input>", tool.name);
+        let (open, close) = match protocol {
+            ToolProtocol::Xml => (
+                format!("\n<name>{}</name>\n<input>", tool.name),
+                "</input>\n</tool_call>",
+            ),
+            ToolProtocol::Hermes | ToolProtocol::Native => (
+                format!(
+                    "\n{{\"name\": {}, \"arguments\": ",
+                    serde_json::Value::String(tool.name.clone())
+                ),
+                "}\n</tool_call>",
+            ),
+        };
         let open = serde_json::to_string(&open).unwrap_or_default();
-        out.push_str(&format!(
-            "call_{i}: {open} args_{i} \"</input>\\n</tool_call>\"\n"
-        ));
+        let close = serde_json::to_string(close).unwrap_or_default();
+        out.push_str(&format!("call_{i}: {open} args_{i} {close}\n"));
         out.push_str(&format!(
             "args_{i}: %json {}\n",
             with_guidance(&tool.parameters)
@@ -124,7 +139,11 @@ impl Constraints {
 
     /// A matcher for one call's text after `<tool_call>`. A tool whose schema llguidance
     /// cannot compile is constrained to a JSON object instead of being dropped.
-    pub(crate) fn tool_call(&self, tools: &[ToolSpec]) -> Result<Matcher, EngineError> {
+    pub(crate) fn tool_call(
+        &self,
+        tools: &[ToolSpec],
+        protocol: ToolProtocol,
+    ) -> Result<Matcher, EngineError> {
         let key = serde_json::to_string(
             &tools
                 .iter()
@@ -132,7 +151,8 @@ impl Constraints {
                 .collect::<Vec<_>>(),
         )
         .unwrap_or_default();
-        let grammar = tool_call_grammar(tools);
+        let key = format!("{}:{key}", protocol.as_str());
+        let grammar = tool_call_grammar(tools, protocol);
         match self.matcher(format!("calls:{key}"), || {
             TopLevelGrammar::from_lark(grammar)
         }) {
@@ -141,7 +161,7 @@ impl Constraints {
                 let relaxed: Vec<ToolSpec> = tools
                     .iter()
                     .map(|t| {
-                        let one = tool_call_grammar(std::slice::from_ref(t));
+                        let one = tool_call_grammar(std::slice::from_ref(t), protocol);
                         let ok = self
                             .factory
                             .create_parser(TopLevelGrammar::from_lark(one))
@@ -153,7 +173,7 @@ impl Constraints {
                         t
                     })
                     .collect();
-                let grammar = tool_call_grammar(&relaxed);
+                let grammar = tool_call_grammar(&relaxed, protocol);
                 self.matcher(format!("relaxed:{key}"), || {
                     TopLevelGrammar::from_lark(grammar)
                 })
@@ -190,7 +210,7 @@ mod tests {
                 read_only: false,
             },
         ];
-        let g = tool_call_grammar(&tools);
+        let g = tool_call_grammar(&tools, ToolProtocol::Xml);
         let lines: Vec<&str> = g.lines().collect();
         assert_eq!(lines[0], "start: call_0 | call_1");
         assert!(
@@ -199,5 +219,10 @@ mod tests {
         );
         assert!(lines[4].contains("\"path\""), "{g}");
         assert!(g.contains("\"whitespace_flexible\":false"), "{g}");
+        let g = tool_call_grammar(&tools, ToolProtocol::Hermes);
+        assert!(
+            g.contains(r#"call_0: "\n{\"name\": \"bash\", \"arguments\": " args_0 "}\n</tool_call>""#),
+            "{g}"
+        );
     }
 }

@@ -33,7 +33,7 @@ const DEFAULT_CONTEXT: u32 = 8192;
 const BATCH: u32 = 512;
 /// Tokens a call in closing mode may still take beyond its budget before it is given up.
 const CLOSING_EXTRA: usize = 96;
-const TRIGGER: &[u8] = keel_llm::xml::OPEN.as_bytes();
+const TRIGGER: &[u8] = keel_llm::calls::OPEN.as_bytes();
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -385,6 +385,14 @@ impl Engine {
         self.n_ctx
     }
 
+    /// The call dialect the model's own chat template trains it on, if any.
+    pub fn dialect(&self) -> Option<keel_llm::ToolProtocol> {
+        self.model
+            .gguf_template()
+            .as_deref()
+            .and_then(keel_llm::ToolProtocol::of_template)
+    }
+
     pub fn template(&self) -> ChatTemplate {
         self.template
     }
@@ -461,6 +469,34 @@ impl Engine {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Message text, tokenised literally — except the call markup `<tool_call>` and
+    /// `</tool_call>`, which become the model's own tokens where its vocabulary has them
+    /// (as its training data had them), so a call in the history or the prompt's example
+    /// looks to the model like the calls it writes. Nothing else is recognised: text
+    /// cannot end a turn.
+    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
+        const MARKUP: [&str; 2] = [keel_llm::calls::OPEN, keel_llm::calls::CLOSE];
+        let vocab = self.model.model.vocab();
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some((at, tag)) = MARKUP
+            .iter()
+            .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
+            .min()
+        {
+            out.extend(vocab.tokenize(rest[..at].as_bytes(), false, false));
+            let special = vocab.tokenize(tag.as_bytes(), false, true);
+            if special.len() == 1 {
+                out.extend(special);
+            } else {
+                out.extend(vocab.tokenize(tag.as_bytes(), false, false));
+            }
+            rest = &rest[at + tag.len()..];
+        }
+        out.extend(vocab.tokenize(rest.as_bytes(), false, false));
+        out
+    }
+
     /// The prompt tokens for `messages` in this session: markup with special tokens,
     /// text literally, the model's earlier replies as the ids it generated.
     fn prompt_tokens(&self, slot: &mut Slot, messages: &[Message]) -> Vec<LlamaToken> {
@@ -475,13 +511,13 @@ impl Engine {
                     }
                 }
                 Part::Markup(s) => out.extend(vocab.tokenize(s.as_bytes(), false, true)),
-                Part::Text(s) => out.extend(vocab.tokenize(s.as_bytes(), false, false)),
+                Part::Text(s) => out.extend(self.tokenize_text(&s)),
                 Part::Reply(s) => match slot.replies.remove(&s) {
                     Some(ids) => {
                         out.extend(ids.iter().copied());
                         used.insert(s, ids);
                     }
-                    None => out.extend(vocab.tokenize(s.as_bytes(), false, false)),
+                    None => out.extend(self.tokenize_text(&s)),
                 },
             }
         }
@@ -574,14 +610,21 @@ impl Engine {
     }
 
     /// Runs one request: the reply streams through `emit` piece by piece.
-    /// `cancelled` is polled before every token.
+    /// `cancelled` is polled before every token. A request that requires a call (and
+    /// offers tools) has its reply opened with `<tool_call>`, so all of it is sampled
+    /// under the call grammar.
     pub fn generate(
         &self,
         request: &ChatRequest,
         cancelled: &dyn Fn() -> bool,
         emit: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError> {
-        self.generate_with_prefix(request, "", cancelled, emit)
+        let prefix = if request.require_call && !request.tools.is_empty() {
+            keel_llm::calls::OPEN
+        } else {
+            ""
+        };
+        self.generate_with_prefix(request, prefix, cancelled, emit)
     }
 
     /// Like [`Engine::generate`], with the reply forced to begin with `prefix` (which
@@ -599,7 +642,7 @@ impl Engine {
             .lock()
             .map_err(|_| EngineError::Context("session poisoned".into()))?;
         slot.last_used = self.tick();
-        let messages = keel_llm::xml::to_xml_messages(&request.messages);
+        let messages = keel_llm::calls::to_text_messages(request.protocol, &request.messages);
         let prompt = self.prompt_tokens(&mut slot, &messages);
         let (reuse, mut logits_at) = self.evaluate(&mut slot, &prompt, cancelled)?;
         let mut generation = Generation {
@@ -636,7 +679,7 @@ impl Engine {
         let mut emitted = 0usize;
         let mut batch = LlamaBatch::new(1, 1);
         let mut forced: std::collections::VecDeque<LlamaToken> =
-            vocab.tokenize(prefix.as_bytes(), false, false).into();
+            self.tokenize_text(prefix).into();
         let decode_started = Instant::now();
         loop {
             if cancelled() {
@@ -647,7 +690,7 @@ impl Engine {
             let (mut commit, piece): (Vec<LlamaToken>, Vec<u8>) = match &mut mode {
                 Mode::Free if !forced.is_empty() => {
                     let token = forced.pop_front().unwrap_or(LlamaToken(0));
-                    (vec![token], vocab.token_to_piece(token, false, None))
+                    (vec![token], vocab.token_to_piece(token, true, None))
                 }
                 Mode::Free => {
                     if over_budget {
@@ -655,11 +698,25 @@ impl Engine {
                         break;
                     }
                     let token = sampler.sample(&slot.ctx, logits_at);
-                    if (vocab.is_eog(token) || vocab.is_control(token)) && !s.ignore_eog {
+                    // A template may make its call opener a control token (Qwen's
+                    // `<tool_call>`): that opens a call, it does not end the turn.
+                    let opener = !tools.is_empty()
+                        && vocab.is_control(token)
+                        && vocab.token_to_piece(token, true, None) == TRIGGER;
+                    if (vocab.is_eog(token) || vocab.is_control(token))
+                        && !opener
+                        && !s.ignore_eog
+                    {
+                        // A reply that is only a fence opener ("```json") was going to
+                        // be a call: open it rather than end on a fragment.
+                        if !tools.is_empty() && is_fence_opener(&bytes) {
+                            forced.extend(self.tokenize_text(keel_llm::calls::OPEN));
+                            continue;
+                        }
                         generation.stop = Stop::EndOfTurn;
                         break;
                     }
-                    let piece = vocab.token_to_piece(token, false, None);
+                    let piece = vocab.token_to_piece(token, opener, None);
                     (vec![token], piece)
                 }
                 Mode::Constrained {
@@ -694,6 +751,17 @@ impl Engine {
                 }
             };
             let mut piece = piece;
+            // A reply that opens with a JSON object (bare or in a ```json fence) is a
+            // call in the other form small models use: it is written as `<tool_call>`
+            // instead, so the whole call is sampled under the grammar.
+            if matches!(mode, Mode::Free)
+                && !tools.is_empty()
+                && forced.is_empty()
+                && opens_json_call(&bytes, &piece)
+            {
+                piece = TRIGGER.to_vec();
+                commit = self.tokenize_text(keel_llm::calls::OPEN);
+            }
             // Lazy constraint: free text until the model writes `<tool_call>`.
             let mut enter_call = false;
             // The trigger can only complete in a piece holding its last byte.
@@ -736,7 +804,12 @@ impl Engine {
             bytes.extend_from_slice(&piece);
             emitted += emit_utf8(&bytes[emitted..], emit);
             if enter_call {
-                mode = Mode::constrained(self.model.constraints()?.tool_call(tools)?, false);
+                mode = Mode::constrained(
+                    self.model
+                        .constraints()?
+                        .tool_call(tools, request.protocol)?,
+                    false,
+                );
                 generation.constrained_calls += 1;
             } else if let Mode::Constrained {
                 matcher,
@@ -809,6 +882,24 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether the reply so far is only a code-fence opening line (```` ```json ````).
+fn is_fence_opener(bytes: &[u8]) -> bool {
+    matches!(
+        bytes.trim_ascii(),
+        b"```json" | b"```tool_call" | b"```" | b"```xml"
+    )
+}
+
+/// Whether `piece` opens a JSON object at the very start of the reply (after nothing
+/// but whitespace, or a ```json / ```tool_call fence line).
+fn opens_json_call(before: &[u8], piece: &[u8]) -> bool {
+    let trimmed = before.trim_ascii();
+    let at_start = trimmed.is_empty()
+        || (matches!(trimmed, b"```json" | b"```tool_call" | b"```")
+            && before.ends_with(b"\n"));
+    at_start && piece.trim_ascii_start().starts_with(b"{")
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

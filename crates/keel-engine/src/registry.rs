@@ -10,7 +10,7 @@ use crate::EngineError;
 
 /// The model keel runs when nothing else is configured; `scripts/setup.sh` installs and
 /// registers it.
-pub const DEFAULT_MODEL: &str = "gemma-3-270m";
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
 
 const REGISTRY_FILE: &str = "models.toml";
 

@@ -229,7 +229,7 @@ fn constrained_calls_match_every_tools_schema_across_seeds() {
             let engine = Engine::load(&path, opts).unwrap();
             let system = format!(
                 "You can use this tool by writing a call:\n{}\nTool `{}`: {}\nArguments: {}",
-                keel_llm::xml::CALL_FORMAT,
+                keel_llm::calls::call_format(keel_llm::ToolProtocol::Xml),
                 tool.name,
                 tool.description,
                 tool.parameters

@@ -10,11 +10,37 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolProtocol {
-    /// `<tool_call>` blocks inside the assistant text; works with any model.
+    /// keel's own `<tool_call><name>…</name><input>…</input></tool_call>` blocks inside
+    /// the assistant text; for models whose template defines no call format.
     #[default]
     Xml,
+    /// Hermes-style `<tool_call>{"name": …, "arguments": …}</tool_call>` in the text, the
+    /// tools listed in `<tools>`: what Qwen2.5/Qwen3 and many other templates train on.
+    Hermes,
     /// The backend's structured function calling (OpenAI `tools` / `tool_calls`).
     Native,
+}
+
+impl ToolProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolProtocol::Xml => "xml",
+            ToolProtocol::Hermes => "hermes",
+            ToolProtocol::Native => "native",
+        }
+    }
+
+    /// Calls travel as text in the reply (`xml`, `hermes`).
+    pub fn is_text(self) -> bool {
+        self != ToolProtocol::Native
+    }
+
+    /// The dialect a chat template (Jinja source) trains its model on: Hermes when it
+    /// writes calls inside `<tool_call>` tags, else none known.
+    pub fn of_template(template: &str) -> Option<ToolProtocol> {
+        (template.contains("<tool_call>") && template.contains("<tools>"))
+            .then_some(ToolProtocol::Hermes)
+    }
 }
 
 impl std::str::FromStr for ToolProtocol {
@@ -22,11 +48,48 @@ impl std::str::FromStr for ToolProtocol {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "xml" => Ok(ToolProtocol::Xml),
+            "hermes" => Ok(ToolProtocol::Hermes),
             "native" => Ok(ToolProtocol::Native),
             other => Err(format!(
-                "unknown tool protocol `{other}` (expected `xml` or `native`)"
+                "unknown tool protocol `{other}` (expected `auto`, `xml`, `hermes` or `native`)"
             )),
         }
+    }
+}
+
+/// The configured tool protocol: a fixed one, or `auto` — the model's own dialect when
+/// its chat template has one (see [`ModelInfo::dialect`]), else keel's `xml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProtocolChoice {
+    #[default]
+    Auto,
+    Fixed(ToolProtocol),
+}
+
+impl ProtocolChoice {
+    /// The protocol to speak with a model.
+    pub fn resolve(self, model: &ModelInfo) -> ToolProtocol {
+        match self {
+            ProtocolChoice::Fixed(protocol) => protocol,
+            ProtocolChoice::Auto => model.dialect.unwrap_or(ToolProtocol::Xml),
+        }
+    }
+}
+
+impl std::str::FromStr for ProtocolChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ProtocolChoice::Auto),
+            other => other.parse().map(ProtocolChoice::Fixed),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtocolChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -36,8 +99,13 @@ pub struct ChatRequest {
     /// Lets stateful backends (replay position, embedded KV cache) keep per-session state.
     pub session_id: String,
     pub messages: Vec<Message>,
-    /// Tool definitions, for `native` mode (in `xml` mode they are in the system prompt).
+    /// The tools offered. In `native` mode they are sent to the server; in the text
+    /// dialects they are also in the system prompt, and backends that constrain decoding
+    /// use them to force a call that opens to be a valid one.
     pub tools: Vec<ToolSpec>,
+    /// The reply must be a tool call (the constraining backends force one; others get
+    /// `tool_choice: "required"` in `native` mode).
+    pub require_call: bool,
     pub protocol: ToolProtocol,
     pub max_tokens: Option<u32>,
     /// Constrain the whole response to this JSON schema (backends whose
@@ -52,6 +120,7 @@ impl ChatRequest {
             session_id: session_id.into(),
             messages,
             tools: Vec::new(),
+            require_call: false,
             protocol: ToolProtocol::Xml,
             max_tokens: None,
             response_schema: None,
@@ -87,6 +156,8 @@ pub struct ModelInfo {
     pub server: Option<String>,
     /// How this backend can force a response to match a JSON schema, if it can.
     pub constraint: Option<Constraint>,
+    /// The call dialect the model was trained on, when its chat template says.
+    pub dialect: Option<ToolProtocol>,
 }
 
 impl ModelInfo {
@@ -97,6 +168,7 @@ impl ModelInfo {
             context_window: None,
             server: None,
             constraint: None,
+            dialect: None,
         }
     }
 }

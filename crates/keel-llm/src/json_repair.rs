@@ -65,16 +65,31 @@ fn repair(text: &str) -> String {
 
 fn copy_double_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, out: &mut String) {
     while let Some(c) = chars.next() {
-        out.push(c);
         match c {
             '\\' => {
+                out.push(c);
                 if let Some(escaped) = chars.next() {
                     out.push(escaped);
                 }
             }
-            '"' => return,
-            _ => {}
+            '"' => {
+                out.push(c);
+                return;
+            }
+            c => push_literal(out, c),
         }
+    }
+}
+
+/// A character inside a string: raw control characters (a newline in code a model
+/// pasted into a JSON string) become their escapes.
+fn push_literal(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
     }
 }
 
@@ -94,7 +109,7 @@ fn convert_single_quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, o
                 out.push('"');
                 return;
             }
-            c => out.push(c),
+            c => push_literal(out, c),
         }
     }
 }
@@ -138,6 +153,14 @@ mod tests {
         assert!(err.contains("line 1"), "{err}");
         assert!(parse_lenient_json("{\"a\": ").is_err());
         assert!(parse_lenient_json("").is_err());
+    }
+
+    #[test]
+    fn raw_newlines_inside_strings_are_escaped() {
+        assert_eq!(
+            parse_lenient_json("{\"content\": \"def f():\n\treturn 1\n\"}").unwrap(),
+            json!({"content": "def f():\n\treturn 1\n"})
+        );
     }
 
     #[test]

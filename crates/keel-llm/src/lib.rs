@@ -1,6 +1,7 @@
 //! Talking to models: the provider-neutral [`ModelClient`] trait, the backends, and
-//! the tool-call wire formats (`xml` text blocks and `native` structured calls).
+//! the tool-call dialects (`xml` and Hermes text blocks, `native` structured calls).
 
+pub mod calls;
 mod client;
 mod frames;
 mod gbnf;
@@ -10,11 +11,10 @@ mod ollama;
 mod openai;
 mod replay;
 mod spec;
-pub mod xml;
 
 pub use client::{
     ChatRequest, Constraint, LlmError, ModelClient, ModelEvent, ModelInfo, ModelStream,
-    ToolProtocol,
+    ProtocolChoice, ToolProtocol,
 };
 pub use http::ConnectOptions;
 pub use json_repair::parse_lenient_json;

@@ -82,6 +82,7 @@ impl OllamaClient {
                 context_window: Some(num_ctx),
                 server: Some("ollama".into()),
                 constraint: Some(Constraint::OllamaFormat),
+                dialect: None,
             },
             http,
             model: model.to_string(),
@@ -264,6 +265,7 @@ impl LineDecoder {
                 prompt_tokens: number("prompt_eval_count"),
                 cached_prompt_tokens: None,
                 completion_tokens: number("eval_count"),
+                constrained_calls: None,
             }));
         }
         Ok(())

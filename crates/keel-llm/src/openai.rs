@@ -71,16 +71,23 @@ impl OpenAiClient {
                 .or_else(|| e.pointer("/meta/n_ctx"))
                 .and_then(Value::as_u64)
         });
+        let mut dialect = None;
         if server.as_deref() == Some("llama.cpp") || server.is_none() {
             // llama.cpp's `/props` gives the context of one slot, which is what a
-            // request gets (the `/models` figure is all slots together).
+            // request gets (the `/models` figure is all slots together), and the
+            // model's chat template, which tells its call dialect.
             let root = base_url.strip_suffix("/v1").unwrap_or(&base_url);
-            if let Ok(Some(props)) = http.get_json(&format!("{root}/props")).await
-                && let Some(n_ctx) = props
+            if let Ok(Some(props)) = http.get_json(&format!("{root}/props")).await {
+                if let Some(n_ctx) = props
                     .pointer("/default_generation_settings/n_ctx")
                     .and_then(Value::as_u64)
-            {
-                context_window = Some(n_ctx);
+                {
+                    context_window = Some(n_ctx);
+                }
+                dialect = props
+                    .get("chat_template")
+                    .and_then(Value::as_str)
+                    .and_then(crate::ToolProtocol::of_template);
             }
         }
         let context_window = context_window
@@ -97,6 +104,7 @@ impl OpenAiClient {
                 context_window,
                 server,
                 constraint: Some(constraint),
+                dialect,
             },
             http,
             model: model.to_string(),
@@ -117,6 +125,9 @@ impl OpenAiClient {
         }
         if let Some(tools) = tool_definitions(request) {
             body["tools"] = tools;
+            if request.require_call {
+                body["tool_choice"] = json!("required");
+            }
         }
         let grammar = match (&request.response_schema, self.info.constraint) {
             (Some(schema), Some(Constraint::Gbnf)) => crate::gbnf::from_json_schema(schema),
@@ -301,6 +312,7 @@ impl ChunkDecoder {
                 prompt_tokens: number(usage.get("prompt_tokens")),
                 cached_prompt_tokens: cached,
                 completion_tokens: number(usage.get("completion_tokens")),
+                constrained_calls: None,
             });
         }
         let Some(choice) = chunk.pointer("/choices/0") else {
@@ -458,7 +470,8 @@ mod tests {
             vec![ModelEvent::Usage(Usage {
                 prompt_tokens: Some(45),
                 cached_prompt_tokens: Some(40),
-                completion_tokens: Some(8)
+                completion_tokens: Some(8),
+                constrained_calls: None
             })]
         );
     }

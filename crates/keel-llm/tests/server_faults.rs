@@ -122,7 +122,8 @@ async fn chunks_split_anywhere_with_keepalives_and_utf8() {
             &ModelEvent::Usage(Usage {
                 prompt_tokens: Some(20),
                 cached_prompt_tokens: Some(16),
-                completion_tokens: Some(4)
+                completion_tokens: Some(4),
+                constrained_calls: None
             })
         );
     }

@@ -61,6 +61,9 @@ pub enum FeedbackReason {
     Stall,
     /// The previous turn was cut off (keel was killed) and the session is resumed.
     Interrupted,
+    /// The model answered without a call while the task asked for work and nothing had
+    /// been done yet; it is asked again with a call required.
+    NoAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +139,9 @@ pub enum Event {
         cached_prompt_tokens: Option<u64>,
         completion_tokens: Option<u64>,
         time_to_first_token_ms: Option<u64>,
+        /// Calls of this response generated under a grammar.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        constrained_calls: Option<u64>,
     },
     Error {
         kind: ErrorKind,

@@ -97,4 +97,7 @@ pub struct Usage {
     pub prompt_tokens: Option<u64>,
     pub cached_prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Tool calls the backend generated under a grammar (they cannot be malformed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constrained_calls: Option<u64>,
 }

@@ -1,0 +1,89 @@
+//! Does a message ask for work, or only for an answer?
+//!
+//! A small model often answers a task with prose that claims a fix it never made. keel
+//! does not accept a prose reply as the end of a turn that asked for work while nothing
+//! has been done yet: it asks again with a call required. A message asks for work when
+//! one of its sentences is a request for change — it starts with a verb of change (fix,
+//! add, implement, make, write, update, refactor, remove, rename, run, …), or with
+//! "please", "can you", "I need you to" and has one; anything else — "what does this project do?",
+//! "where is auth handled?" — is a question, and a prose answer ends the turn.
+
+const WORK_VERBS: &[&str] = &[
+    "add", "build", "change", "complete", "convert", "correct", "create", "debug", "delete",
+    "edit", "finish", "fix", "implement", "improve", "install", "make", "migrate", "modify",
+    "move", "optimise", "optimize", "port", "refactor", "remove", "rename", "repair",
+    "replace", "resolve", "rewrite", "run", "solve", "update", "upgrade", "write",
+];
+
+/// Words that put a request before the verb: "please fix", "can you add", "I need
+/// you to write".
+const REQUEST_OPENERS: &[&str] = &[
+    "please", "can", "could", "would", "will", "let", "lets", "i", "we", "now", "then", "also",
+    "and", "so", "just",
+];
+
+fn is_work_verb(word: &str) -> bool {
+    WORK_VERBS.iter().any(|verb| {
+        word == *verb
+            || word
+                .strip_prefix(verb)
+                .is_some_and(|rest| matches!(rest, "s" | "es" | "ed" | "ing" | "d"))
+    })
+}
+
+/// Whether `message` asks the agent to change something (see the module comment): one
+/// of its sentences starts with a verb of change ("Fix the test"), or with a request
+/// opener and has one later ("Can you add a test?", "I need you to fix it").
+pub(crate) fn asks_for_work(message: &str) -> bool {
+    message
+        .split(['.', '?', '!', '\n', ':', ';'])
+        .any(|sentence| {
+            let words: Vec<String> = sentence
+                .split(|c: char| !c.is_ascii_alphabetic() && c != '\'')
+                .filter(|w| !w.is_empty())
+                .map(|w| w.replace('\'', "").to_ascii_lowercase())
+                .collect();
+            match words.first() {
+                Some(first) if is_work_verb(first) => true,
+                Some(first) if REQUEST_OPENERS.contains(&first.as_str()) => {
+                    words[1..].iter().any(|w| is_work_verb(w))
+                }
+                _ => false,
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_ask_for_work() {
+        for task in [
+            "Fix the failing test",
+            "Can you add a regression test for expired tokens?",
+            "# Instructions\n\nImplement the `abbreviate` function.",
+            "make `add` return the right sum",
+            "Refactor parse() so it handles tabs",
+            "I need you to update the docs.",
+            "The tests fail. Please repair them",
+        ] {
+            assert!(asks_for_work(task), "{task}");
+        }
+    }
+
+    #[test]
+    fn questions_do_not() {
+        for question in [
+            "What does this project do?",
+            "Where is authentication handled?",
+            "Explain how the cache is invalidated",
+            "Which fixture creates the database?",
+            "Is the prefix stable?",
+            "Why does the build fail?",
+            "How is the file written to disk?",
+        ] {
+            assert!(!asks_for_work(question), "{question}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Running one response's calls: consecutive read-only calls concurrently, mutating
+//! calls one at a time, results emitted in call order.
+
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use keel_protocol::Event;
+use keel_tools::ToolOutput;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, EventSink, PendingCall, Session};
+use crate::changes::ChangeTracker;
+
+impl Session {
+    /// Runs the calls: consecutive read-only calls concurrently, mutating calls one
+    /// at a time in order. Results are emitted in call order.
+    pub(super) async fn execute(
+        &mut self,
+        agent: &Agent,
+        calls: &[PendingCall],
+        changes: &mut Option<ChangeTracker>,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Vec<ToolOutput> {
+        let mut outputs = Vec::with_capacity(calls.len());
+        let mut index = 0;
+        while index < calls.len() {
+            let concurrent =
+                |c: &PendingCall| c.arguments.is_ok() && agent.tools.is_read_only(&c.name);
+            let end = if concurrent(&calls[index]) {
+                index + calls[index..].iter().take_while(|c| concurrent(c)).count()
+            } else {
+                index + 1
+            };
+            let group = &calls[index..end];
+            if let Some(tracker) = changes.as_mut() {
+                let workspace = &self.tool_ctx.workspace;
+                for call in group.iter().filter(|c| !agent.tools.is_read_only(&c.name)) {
+                    let path = call
+                        .arguments
+                        .as_ref()
+                        .ok()
+                        .and_then(|a| a.get("path"))
+                        .and_then(Value::as_str);
+                    if let Some(resolved) = path.and_then(|p| workspace.resolve(p).ok()) {
+                        tracker.before_write(workspace.root(), &workspace.display(&resolved));
+                    }
+                }
+            }
+            for call in group {
+                self.emit(
+                    sink,
+                    Event::ToolCall {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone().unwrap_or(Value::Null),
+                    },
+                );
+            }
+            let ctx = &self.tool_ctx;
+            let results = join_all(group.iter().map(|call| async move {
+                let started = Instant::now();
+                let output = match &call.arguments {
+                    Err(problem) => ToolOutput::error(problem.clone()),
+                    Ok(_) if cancel.is_cancelled() => {
+                        ToolOutput::error("not run: the turn was cancelled")
+                    }
+                    Ok(arguments) => {
+                        agent
+                            .tools
+                            .call(ctx, &call.name, arguments.clone(), cancel)
+                            .await
+                    }
+                };
+                (output, started.elapsed())
+            }))
+            .await;
+            for (call, (output, duration)) in group.iter().zip(results) {
+                self.emit(
+                    sink,
+                    Event::ToolResult {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        output: output.content.clone(),
+                        is_error: output.is_error,
+                        duration_ms: duration.as_millis() as u64,
+                    },
+                );
+                outputs.push(output);
+            }
+            index = end;
+        }
+        outputs
+    }
+}

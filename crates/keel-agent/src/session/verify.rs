@@ -1,0 +1,83 @@
+//! Verification: the project's tests re-run when the model says it is done.
+
+use keel_protocol::Event;
+use keel_tools::exec;
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, EventSink, Session};
+
+pub(super) enum Verification {
+    Passed,
+    NotRun,
+    Cancelled,
+    Failed(String),
+}
+
+impl Session {
+    /// Re-runs the project's tests after the model said it is done.
+    pub(super) async fn verify(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Verification {
+        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
+            return Verification::NotRun;
+        };
+        let shell = exec::shell(&command, self.tool_ctx.workspace.root());
+        let result = exec::run(
+            shell,
+            agent.config.test_timeout,
+            agent.config.limits.output_bytes,
+            cancel,
+        )
+        .await;
+        let result = match result {
+            Ok(result) => result,
+            Err(e) => {
+                let feedback = format!(
+                    "keel could not run the test command `{command}`: {e}. The task is not verified."
+                );
+                self.emit(
+                    sink,
+                    Event::Verification {
+                        command,
+                        passed: false,
+                        exit_code: None,
+                        output: e.to_string(),
+                        duration_ms: 0,
+                    },
+                );
+                return Verification::Failed(feedback);
+            }
+        };
+        if result.ending == exec::Ending::Cancelled {
+            return Verification::Cancelled;
+        }
+        let passed = result.success();
+        self.emit(
+            sink,
+            Event::Verification {
+                command: command.clone(),
+                passed,
+                exit_code: result.exit_code,
+                output: result.output.clone(),
+                duration_ms: result.duration.as_millis() as u64,
+            },
+        );
+        if passed {
+            return Verification::Passed;
+        }
+        let how = match (result.ending, result.exit_code) {
+            (exec::Ending::TimedOut, _) => {
+                format!("timed out after {} s", agent.config.test_timeout.as_secs())
+            }
+            (_, Some(code)) => format!("exit code {code}"),
+            (_, None) => "killed by a signal".into(),
+        };
+        Verification::Failed(format!(
+            "You said you are done, but the tests fail (`{command}`, {how}):\n{}\nFix the code so the tests pass, then finish again.",
+            result.output.trim_end()
+        ))
+    }
+}

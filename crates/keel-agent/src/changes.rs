@@ -42,14 +42,31 @@ fn snapshot(root: &Path) -> Snapshot {
     files
 }
 
-/// A digest of the workspace's file list, sizes and modification times: equal digests
-/// mean nothing visible changed (what stall detection asks after a command).
+/// Workspaces up to this many files are fingerprinted by content, not only by
+/// modification time (rewriting a file with the same bytes is not a change).
+const CONTENT_FINGERPRINT_FILES: usize = 2_000;
+
+/// A digest of the workspace: its file list with sizes and, for workspaces up to
+/// [`CONTENT_FINGERPRINT_FILES`], the content of files up to 1 MiB (larger ones, and
+/// larger workspaces, by modification time). Equal digests mean nothing changed — what
+/// stall detection asks after a call that may write.
 pub(crate) fn fingerprint(root: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut entries: Vec<_> = snapshot(root).into_iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let by_content = entries.len() <= CONTENT_FINGERPRINT_FILES;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    entries.hash(&mut hasher);
+    for (path, (size, modified)) in &entries {
+        path.hash(&mut hasher);
+        size.hash(&mut hasher);
+        let content = (by_content && *size <= CONTENT_BYTES)
+            .then(|| std::fs::read(root.join(path)).ok())
+            .flatten();
+        match content {
+            Some(bytes) => bytes.hash(&mut hasher),
+            None => modified.hash(&mut hasher),
+        }
+    }
     hasher.finish()
 }
 

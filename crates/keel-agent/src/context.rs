@@ -137,11 +137,17 @@ mod tests {
     #[test]
     fn a_small_project_is_shown_whole_and_a_larger_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
+        std::fs::write(
+            dir.path().join("calc.py"),
+            "def add(a, b):\n    return a - b\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("test_calc.py"), "from calc import add\n").unwrap();
         let context = project_context(dir.path(), None);
         assert!(
-            context.contains("here is all of it:\n\ncalc.py:\n```\ndef add(a, b):\n    return a - b\n```\n"),
+            context.contains(
+                "here is all of it:\n\ncalc.py:\n```\ndef add(a, b):\n    return a - b\n```\n"
+            ),
             "{context}"
         );
         assert_eq!(shown_files(dir.path()).len(), 2);

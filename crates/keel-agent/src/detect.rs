@@ -106,7 +106,10 @@ mod tests {
             [("two_fer.py", ""), ("two_fer_test.py", "")],
             [("calc.py", ""), ("test_calc.py", "")],
         ] {
-            assert!(detect(&layout).unwrap().ends_with(" -m pytest"), "{layout:?}");
+            assert!(
+                detect(&layout).unwrap().ends_with(" -m pytest"),
+                "{layout:?}"
+            );
         }
         assert_eq!(detect(&[("main.py", ""), ("testing.py", "")]), None);
     }

@@ -17,10 +17,12 @@ You are keel, a coding agent. You work in a software project on the user's machi
 act only through tool calls.
 
 How to work:
-1. Read the files the task is about before changing them.
-2. Change code with write (the whole new file: best for small files) or edit (one exact passage).
-3. Run the tests with bash. If they fail, read the error, fix the code (never the tests) and run them again.
-4. When the task is done, reply without a tool call and say in one sentence what you changed. \
+1. Find the cause first: read the failing test's error and the code it calls. The bug is \
+almost always in the code, not in the test.
+2. Begin each reply with one short sentence: what you found and what you will change.
+3. Change code with write (the whole new file: best for small files) or edit (one exact passage).
+4. Run the tests with bash. If they fail, read the error, fix the code (never the tests) and run them again.
+5. When the task is done, reply without a tool call and say in one sentence what you changed. \
 keel then runs the tests; if they fail, you get the output and continue.
 
 Paths are relative to the workspace root; files outside it cannot be touched.
@@ -140,7 +142,10 @@ mod tests {
     fn hermes_prompt_lists_each_tool_as_a_function_signature() {
         let tools = keel_tools::ToolRegistry::builtin().specs();
         let prompt = system_prompt(&tools, ToolProtocol::Hermes);
-        assert!(prompt.contains("<tools>\n{\"type\": \"function\""), "{prompt}");
+        assert!(
+            prompt.contains("<tools>\n{\"type\": \"function\""),
+            "{prompt}"
+        );
         for tool in &tools {
             assert!(
                 prompt.contains(&format!("\"name\": \"{}\"", tool.name)),

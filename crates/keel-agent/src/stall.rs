@@ -103,7 +103,10 @@ mod tests {
         let a = json!({"path": "a", "limit": 2});
         let a_reordered = json!({"limit": 2, "path": "a"});
         assert_eq!(d.observe([("read", &a)], true, false), Verdict::Fine);
-        assert_eq!(d.observe([("read", &a_reordered)], true, false), Verdict::Fine);
+        assert_eq!(
+            d.observe([("read", &a_reordered)], true, false),
+            Verdict::Fine
+        );
         assert!(
             matches!(d.observe([("read", &a)], true, false), Verdict::Warn(m) if m.contains("same `read` call"))
         );
@@ -124,11 +127,22 @@ mod tests {
         assert_eq!(d.observe([("read", &read)], true, false), Verdict::Fine);
         for i in 0..3 {
             let edit = json!({"path": "calc.py", "old_string": format!("v{i}")});
-            assert_eq!(d.observe([("edit", &edit)], true, true), Verdict::Fine, "edit {i}");
-            assert_eq!(d.observe([("bash", &test)], true, false), Verdict::Fine, "test {i}");
+            assert_eq!(
+                d.observe([("edit", &edit)], true, true),
+                Verdict::Fine,
+                "edit {i}"
+            );
+            assert_eq!(
+                d.observe([("bash", &test)], true, false),
+                Verdict::Fine,
+                "test {i}"
+            );
         }
         assert_eq!(d.observe([("bash", &test)], true, false), Verdict::Fine);
-        assert!(matches!(d.observe([("bash", &test)], true, false), Verdict::Warn(_)));
+        assert!(matches!(
+            d.observe([("bash", &test)], true, false),
+            Verdict::Warn(_)
+        ));
     }
 
     #[test]

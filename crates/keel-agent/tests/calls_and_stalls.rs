@@ -115,10 +115,16 @@ fn xml(name: &str, args: Value) -> String {
 async fn every_accepted_form_becomes_a_call_and_the_history_shows_the_canonical_one() {
     let read = json!({"path": "notes.txt"});
     let replies = [
-        format!("I'll look.\n```json\n{}\n```", json!({"name": "read", "arguments": read})),
+        format!(
+            "I'll look.\n```json\n{}\n```",
+            json!({"name": "read", "arguments": read})
+        ),
         json!({"name": "grep", "input": {"pattern": "alpha"}}).to_string(),
         "<name>glob</name>\n<input>{\"pattern\": \"*.txt\"}</input>".to_string(),
-        format!("```tool_call\n{}\n```", json!({"name": "glob", "parameters": {"pattern": "*.md"}})),
+        format!(
+            "```tool_call\n{}\n```",
+            json!({"name": "glob", "parameters": {"pattern": "*.md"}})
+        ),
         xml("read", json!({"path": "notes.txt", "limit": 1})),
         hermes("read", json!({"path": "notes.txt", "offset": 2})),
         "Done: notes.txt holds two lines.".to_string(),
@@ -152,16 +158,27 @@ async fn every_accepted_form_becomes_a_call_and_the_history_shows_the_canonical_
         assert!(parsed.is_canonical(ToolProtocol::Hermes), "{reply}");
         assert!(!reply.contains("```"), "{reply}");
     }
-    assert!(replies[0].starts_with("I'll look.\n\n<tool_call>\n{\"name\": \"read\""), "{}", replies[0]);
+    assert!(
+        replies[0].starts_with("I'll look.\n\n<tool_call>\n{\"name\": \"read\""),
+        "{}",
+        replies[0]
+    );
     // No result is an error: every call ran.
-    assert!(!run.events().iter().any(|e| matches!(e, Event::ToolResult { is_error: true, .. })));
+    assert!(
+        !run.events()
+            .iter()
+            .any(|e| matches!(e, Event::ToolResult { is_error: true, .. }))
+    );
 }
 
 #[tokio::test]
 async fn a_prose_done_before_any_work_is_asked_again() {
     let replies = [
         "I fixed the function and ran the tests again. The test passed.".to_string(),
-        xml("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"})),
+        xml(
+            "edit",
+            json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
+        ),
         "Fixed: add now adds.".to_string(),
     ];
     let run = run(
@@ -230,7 +247,11 @@ async fn edit_and_test_loops_run_on_and_a_true_loop_stops() {
         "Bump the version three times",
     )
     .await;
-    assert!(run1.feedback(FeedbackReason::Stall).is_empty(), "{:?}", run1.events());
+    assert!(
+        run1.feedback(FeedbackReason::Stall).is_empty(),
+        "{:?}",
+        run1.events()
+    );
     assert_eq!(run1.summary.outcome, Outcome::Completed);
     assert_eq!(run1.file("calc.py"), "x = 'v3'\n");
 
@@ -240,7 +261,14 @@ async fn edit_and_test_loops_run_on_and_a_true_loop_stops() {
         .map(|_| hermes("bash", touch.clone()))
         .chain(["Done.".to_string()])
         .collect();
-    let run2 = run(&replies, ToolProtocol::Hermes, &[], None, "Append to the log five times").await;
+    let run2 = run(
+        &replies,
+        ToolProtocol::Hermes,
+        &[],
+        None,
+        "Append to the log five times",
+    )
+    .await;
     assert!(run2.feedback(FeedbackReason::Stall).is_empty());
     assert_eq!(run2.file("log.txt"), "1\n1\n1\n1\n1\n");
 
@@ -266,7 +294,11 @@ async fn a_write_may_hold_the_closing_tag() {
     let content = "A call ends with </tool_call>; its input with </input>.\n```\nfenced\n```\n";
     for protocol in [ToolProtocol::Xml, ToolProtocol::Hermes] {
         let replies = [
-            calls::render_call(protocol, "write", &json!({"path": "FORMAT.md", "content": content})),
+            calls::render_call(
+                protocol,
+                "write",
+                &json!({"path": "FORMAT.md", "content": content}),
+            ),
             "Wrote FORMAT.md.".to_string(),
         ];
         let run = run(&replies, protocol, &[], None, "Write FORMAT.md").await;

@@ -64,6 +64,9 @@ pub struct EvalArgs {
     /// Tasks run at once.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 1)]
     pub jobs: usize,
+    /// Sampling temperature of the embedded engine (0: greedy, reproducible).
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub temperature: f32,
     /// One JSON record per task on stdout instead of the table.
     #[arg(long)]
     pub json: bool,

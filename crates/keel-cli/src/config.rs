@@ -230,6 +230,10 @@ impl Layer {
             verify: parsed("KEEL_VERIFY")?,
             api_key: var("KEEL_API_KEY"),
             context_window: parsed("KEEL_CONTEXT_WINDOW")?,
+            engine: parsed::<f32>("KEEL_TEMPERATURE")?.map(|t| EngineLayer {
+                temperature: Some(t),
+                ..EngineLayer::default()
+            }),
             ..Layer::default()
         })
     }

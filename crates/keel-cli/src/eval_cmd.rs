@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keel_eval::{Metrics, Record, Run, Task, compare_table, discover, prepare, run_check, summary_table};
+use keel_eval::{
+    Metrics, Record, Run, Task, compare_table, discover, prepare, run_check, summary_table,
+};
 use keel_tools::exec;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +29,10 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
             bail!("--compare takes two result files");
         };
         let load = |p: &PathBuf| -> Result<Run> {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{} is not a keel eval result", p.display()))
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a keel eval result", p.display()))
         };
         print!("{}", compare_table(&load(a)?, &load(b)?));
         return Ok(0);
@@ -44,11 +48,15 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
         bail!(
             "no tasks in {} (an Exercism exercise has .docs/instructions.md and .meta/config.json; a plain task has eval.toml){}",
             tasks_dir.display(),
-            args.tasks.as_deref().map(|p| format!(" matching `{p}`")).unwrap_or_default()
+            args.tasks
+                .as_deref()
+                .map(|p| format!(" matching `{p}`"))
+                .unwrap_or_default()
         );
     }
     let model = args.model.clone().unwrap_or_else(|| {
-        std::env::var("KEEL_MODEL").unwrap_or_else(|_| format!("embedded:{}", keel_engine::DEFAULT_MODEL))
+        std::env::var("KEEL_MODEL")
+            .unwrap_or_else(|_| format!("embedded:{}", keel_engine::DEFAULT_MODEL))
     });
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -76,6 +84,7 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
         work: work.clone(),
         max_iterations: args.max_iterations,
         timeout: Duration::from_secs(args.timeout),
+        temperature: args.temperature,
     });
     let total = tasks.len();
     let slots = Arc::new(Semaphore::new(args.jobs.max(1)));
@@ -91,8 +100,16 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
                 "[{n}/{total}] {}: {} ({}{}, {} iterations, {} calls, {:.0} s)",
                 record.task,
                 if record.passed { "PASS" } else { "fail" },
-                if record.timed_out { "timeout" } else { &record.metrics.outcome },
-                if record.false_done { ", FALSE DONE" } else { "" },
+                if record.timed_out {
+                    "timeout"
+                } else {
+                    &record.metrics.outcome
+                },
+                if record.false_done {
+                    ", FALSE DONE"
+                } else {
+                    ""
+                },
                 record.metrics.iterations,
                 record.metrics.tool_calls,
                 record.wall_secs
@@ -134,11 +151,18 @@ struct Setup {
     work: PathBuf,
     max_iterations: u32,
     timeout: Duration,
+    temperature: f32,
 }
 
 fn sanitise(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -149,7 +173,10 @@ async fn run_task(setup: &Setup, task: &Task) -> Record {
     let mut record = Record {
         task: task.name.clone(),
         passed: false,
-        metrics: Metrics { outcome: "none".into(), ..Metrics::default() },
+        metrics: Metrics {
+            outcome: "none".into(),
+            ..Metrics::default()
+        },
         wall_secs: 0.0,
         false_done: false,
         tampered: Vec::new(),
@@ -168,7 +195,8 @@ async fn run_task(setup: &Setup, task: &Task) -> Record {
             record.timed_out = timed_out;
             record.session_id = output.lines().find_map(|line| {
                 let event: serde_json::Value = serde_json::from_str(line).ok()?;
-                (event["type"] == "session").then(|| event["session_id"].as_str().map(str::to_string))?
+                (event["type"] == "session")
+                    .then(|| event["session_id"].as_str().map(str::to_string))?
             });
             let _ = std::fs::write(workspace.with_extension("jsonl"), &output);
         }
@@ -203,13 +231,25 @@ async fn session(setup: &Setup, task: &Task, workspace: &Path) -> std::io::Resul
         .arg("--model")
         .arg(&setup.model)
         .arg("--max-iterations")
-        .arg(setup.max_iterations.to_string())
-        .arg("--test-command")
-        .arg(&task.test_command)
+        .arg(setup.max_iterations.to_string());
+    if task.test_command.trim().is_empty() {
+        // The task gives the session no tests (its check would give the answer away).
+        command.arg("--no-verify");
+    } else {
+        command.arg("--test-command").arg(&task.test_command);
+    }
+    command
         .arg(&task.prompt)
         .current_dir(workspace)
         // Sessions go to a store of the run's own, beside its workspaces.
-        .env("KEEL_HOME", setup.work.join("keel-home"));
-    let result = exec::run(command, setup.timeout, SESSION_OUTPUT, &CancellationToken::new()).await?;
+        .env("KEEL_HOME", setup.work.join("keel-home"))
+        .env("KEEL_TEMPERATURE", setup.temperature.to_string());
+    let result = exec::run(
+        command,
+        setup.timeout,
+        SESSION_OUTPUT,
+        &CancellationToken::new(),
+    )
+    .await?;
     Ok((result.output, result.ending == exec::Ending::TimedOut))
 }

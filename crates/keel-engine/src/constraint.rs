@@ -221,7 +221,9 @@ mod tests {
         assert!(g.contains("\"whitespace_flexible\":false"), "{g}");
         let g = tool_call_grammar(&tools, ToolProtocol::Hermes);
         assert!(
-            g.contains(r#"call_0: "\n{\"name\": \"bash\", \"arguments\": " args_0 "}\n</tool_call>""#),
+            g.contains(
+                r#"call_0: "\n{\"name\": \"bash\", \"arguments\": " args_0 "}\n</tool_call>""#
+            ),
             "{g}"
         );
     }

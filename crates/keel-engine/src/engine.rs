@@ -678,8 +678,7 @@ impl Engine {
         let mut bytes: Vec<u8> = Vec::new();
         let mut emitted = 0usize;
         let mut batch = LlamaBatch::new(1, 1);
-        let mut forced: std::collections::VecDeque<LlamaToken> =
-            self.tokenize_text(prefix).into();
+        let mut forced: std::collections::VecDeque<LlamaToken> = self.tokenize_text(prefix).into();
         let decode_started = Instant::now();
         loop {
             if cancelled() {
@@ -703,9 +702,7 @@ impl Engine {
                     let opener = !tools.is_empty()
                         && vocab.is_control(token)
                         && vocab.token_to_piece(token, true, None) == TRIGGER;
-                    if (vocab.is_eog(token) || vocab.is_control(token))
-                        && !opener
-                        && !s.ignore_eog
+                    if (vocab.is_eog(token) || vocab.is_control(token)) && !opener && !s.ignore_eog
                     {
                         // A reply that is only a fence opener ("```json") was going to
                         // be a call: open it rather than end on a fragment.
@@ -897,8 +894,7 @@ fn is_fence_opener(bytes: &[u8]) -> bool {
 fn opens_json_call(before: &[u8], piece: &[u8]) -> bool {
     let trimmed = before.trim_ascii();
     let at_start = trimmed.is_empty()
-        || (matches!(trimmed, b"```json" | b"```tool_call" | b"```")
-            && before.ends_with(b"\n"));
+        || (matches!(trimmed, b"```json" | b"```tool_call" | b"```") && before.ends_with(b"\n"));
     at_start && piece.trim_ascii_start().starts_with(b"{")
 }
 

@@ -19,11 +19,18 @@ pub struct CheckResult {
 
 /// Restores the protected files in `workspace`, then runs the check (killed after
 /// `timeout`).
-pub fn run_check(task: &Task, workspace: &Path, timeout: Duration) -> Result<CheckResult, EvalError> {
+pub fn run_check(
+    task: &Task,
+    workspace: &Path,
+    timeout: Duration,
+) -> Result<CheckResult, EvalError> {
     let mut tampered = Vec::new();
     for file in &task.protected {
-        let original = std::fs::read(task.dir.join(file))
-            .map_err(io(task.dir.join(file).display().to_string()))?;
+        let original = std::fs::read(task.dir.join(file)).map_err(io(task
+            .dir
+            .join(file)
+            .display()
+            .to_string()))?;
         let path = workspace.join(file);
         if std::fs::read(&path).ok().as_deref() != Some(&original[..]) {
             tampered.push(file.display().to_string());
@@ -61,11 +68,16 @@ pub fn run_check(task: &Task, workspace: &Path, timeout: Duration) -> Result<Che
     let _ = std::fs::remove_file(&output_file);
     let mut output: String = {
         let start = text.len().saturating_sub(OUTPUT_TAIL);
-        let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let start = (start..=text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         text[start..].to_string()
     };
     if status.is_none() {
-        output.push_str(&format!("\n(check timed out after {} s)", timeout.as_secs()));
+        output.push_str(&format!(
+            "\n(check timed out after {} s)",
+            timeout.as_secs()
+        ));
     }
     Ok(CheckResult {
         passed: status.is_some_and(|s| s.success()),

@@ -68,7 +68,10 @@ impl Metrics {
                 }
                 "verification" => m.verifications += 1,
                 "error" => {
-                    m.error = event.get("message").and_then(Value::as_str).map(str::to_string);
+                    m.error = event
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                 }
                 "done" => {
                     m.outcome = event

@@ -84,7 +84,11 @@ impl Run {
                     .collect(),
             ) as u64,
             malformed_calls: self.records.iter().map(|r| r.metrics.malformed_calls).sum(),
-            constrained_calls: self.records.iter().map(|r| r.metrics.constrained_calls).sum(),
+            constrained_calls: self
+                .records
+                .iter()
+                .map(|r| r.metrics.constrained_calls)
+                .sum(),
             false_done: self.records.iter().filter(|r| r.false_done).count(),
         }
     }
@@ -93,7 +97,13 @@ impl Run {
 /// The per-task table and the totals.
 pub fn summary_table(run: &Run) -> String {
     let mut out = String::new();
-    let width = run.records.iter().map(|r| r.task.len()).max().unwrap_or(4).max(4);
+    let width = run
+        .records
+        .iter()
+        .map(|r| r.task.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         out,
         "{:width$}  {:4}  {:14}  {:>5}  {:>5}  {:>9}  {:>11}  {:>8}  {:>7}",
@@ -173,7 +183,12 @@ pub fn compare_table(a: &Run, b: &Run) -> String {
             }
             _ => "",
         };
-        let _ = writeln!(out, "{name:width$}  {:14}  {:14}{mark}", cell(&ra), cell(&rb));
+        let _ = writeln!(
+            out,
+            "{name:width$}  {:14}  {:14}{mark}",
+            cell(&ra),
+            cell(&rb)
+        );
     }
     for (label, run) in [("A", a), ("B", b)] {
         let s = run.summary();

@@ -7,8 +7,8 @@
 //!   test files, which are protected.
 //! - **plain**: `eval.toml` with `task` (the request), `check` (a shell command; exit 0 =
 //!   pass), optional `protected` (files restored before the check) and `test_command`
-//!   (what the session runs; default: `check`). Every other file of the folder is a
-//!   starting file.
+//!   (what the session runs; default: `check`; `""`: none, the session is not verified).
+//!   Every other file of the folder is a starting file.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,8 @@ pub struct Task {
     pub protected: Vec<PathBuf>,
     /// Decides pass/fail, run in the workspace.
     pub check: String,
-    /// The session's test command (what keel re-runs when the model says it is done).
+    /// The session's test command (what keel re-runs when the model says it is done);
+    /// empty: none.
     pub test_command: String,
 }
 
@@ -86,8 +87,7 @@ impl Task {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if dir.join(".meta/config.json").is_file() && dir.join(".docs/instructions.md").is_file()
-        {
+        if dir.join(".meta/config.json").is_file() && dir.join(".docs/instructions.md").is_file() {
             return Self::exercism(dir, name).map(Some);
         }
         if dir.join("eval.toml").is_file() {
@@ -98,7 +98,8 @@ impl Task {
 
     fn exercism(dir: &Path, name: String) -> Result<Task, EvalError> {
         let config_path = dir.join(".meta/config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(io(config_path.display().to_string()))?;
+        let text =
+            std::fs::read_to_string(&config_path).map_err(io(config_path.display().to_string()))?;
         let config: ExercismConfig =
             serde_json::from_str(&text).map_err(|e| bad(&config_path, e.to_string()))?;
         let mut instructions = std::fs::read_to_string(dir.join(".docs/instructions.md"))
@@ -110,7 +111,10 @@ impl Task {
         let mut files = Vec::new();
         for file in config.files.solution.iter().chain(&config.files.test) {
             if !dir.join(file).is_file() {
-                return Err(bad(dir, format!("`{file}` named in .meta/config.json is missing")));
+                return Err(bad(
+                    dir,
+                    format!("`{file}` named in .meta/config.json is missing"),
+                ));
             }
             files.push(PathBuf::from(file));
         }
@@ -129,7 +133,8 @@ impl Task {
 
     fn plain(dir: &Path, name: String) -> Result<Task, EvalError> {
         let config_path = dir.join("eval.toml");
-        let text = std::fs::read_to_string(&config_path).map_err(io(config_path.display().to_string()))?;
+        let text =
+            std::fs::read_to_string(&config_path).map_err(io(config_path.display().to_string()))?;
         let config: PlainConfig =
             toml::from_str(&text).map_err(|e| bad(&config_path, e.to_string()))?;
         let mut files = Vec::new();
@@ -139,7 +144,10 @@ impl Task {
             if !files.contains(protected) {
                 return Err(bad(
                     &config_path,
-                    format!("protected file `{}` is not in the task", protected.display()),
+                    format!(
+                        "protected file `{}` is not in the task",
+                        protected.display()
+                    ),
                 ));
             }
         }
@@ -165,7 +173,10 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), 
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
-        if matches!(name.to_str(), Some(".git" | "__pycache__" | ".pytest_cache")) {
+        if matches!(
+            name.to_str(),
+            Some(".git" | "__pycache__" | ".pytest_cache")
+        ) {
             continue;
         }
         let path = entry.path();

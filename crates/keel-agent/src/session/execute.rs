@@ -12,7 +12,39 @@ use tokio_util::sync::CancellationToken;
 use super::{Agent, EventSink, PendingCall, Session};
 use crate::changes::ChangeTracker;
 
+const TESTS_PASS: &str =
+    "\n\nThe tests pass. If the task is done, reply without a tool call: say what you changed.";
+
+/// What marks a command as a test run, by runner.
+const TEST_MARKERS: &[&str] = &[
+    "pytest",
+    "unittest",
+    "cargo test",
+    "go test",
+    "npm test",
+    "jest",
+    "vitest",
+];
+
+fn test_marker(command: &str) -> Option<&'static str> {
+    TEST_MARKERS.iter().copied().find(|m| command.contains(m))
+}
+
 impl Session {
+    /// Whether `call` runs the project's tests: its command contains the test command,
+    /// or names the same runner.
+    fn is_test_run(&self, call: &PendingCall) -> bool {
+        let (Some(test), Ok(arguments)) = (&self.test_command, &call.arguments) else {
+            return false;
+        };
+        let Some(command) = arguments.get("command").and_then(Value::as_str) else {
+            return false;
+        };
+        call.name == "bash"
+            && (command.contains(test.as_str())
+                || test_marker(test).is_some_and(|m| test_marker(command) == Some(m)))
+    }
+
     /// Runs the calls: consecutive read-only calls concurrently, mutating calls one
     /// at a time in order. Results are emitted in call order.
     pub(super) async fn execute(
@@ -76,7 +108,11 @@ impl Session {
                 (output, started.elapsed())
             }))
             .await;
-            for (call, (output, duration)) in group.iter().zip(results) {
+            for (call, (mut output, duration)) in group.iter().zip(results) {
+                if !output.is_error && self.is_test_run(call) {
+                    // Small models re-run green tests until told: say what green means.
+                    output.content.push_str(TESTS_PASS);
+                }
                 self.emit(
                     sink,
                     Event::ToolResult {

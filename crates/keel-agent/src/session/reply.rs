@@ -142,13 +142,8 @@ impl Session {
                 .push(Message::user(repair::instruction(&bad, &agent.tool_specs)));
             request.response_schema = Some(schema.clone());
             request.max_tokens = Some(agent.config.max_tokens.unwrap_or(repair::REPAIR_MAX_TOKENS));
-            let streamed = stream::read(
-                agent.model.stream(request),
-                Instant::now(),
-                cancel,
-                |_| {},
-            )
-            .await;
+            let streamed =
+                stream::read(agent.model.stream(request), Instant::now(), cancel, |_| {}).await;
             if streamed.cancelled {
                 return;
             }

@@ -10,18 +10,15 @@ use tokio_util::sync::CancellationToken;
 use super::verify::Verification;
 use super::{Agent, EventSink, PendingCall, Response, Session, TurnSummary, stream};
 use crate::changes::{ChangeTracker, describe, fingerprint};
+use crate::context::shown_files;
 use crate::intent::asks_for_work;
 use crate::memory::{context_section, project_key};
-use crate::context::shown_files;
 use crate::project_context;
 use crate::stall::{StallDetector, Verdict};
 
 /// How many times a prose reply is refused, in a turn that asked for work and has done
 /// nothing yet, before it is taken as the answer.
 const ACTION_ASKS: u32 = 2;
-
-/// Tools whose successful call changes the workspace by definition.
-const WRITING_TOOLS: &[&str] = &["write", "edit"];
 
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
@@ -46,6 +43,9 @@ impl Session {
                 if let Ok(resolved) = self.tool_ctx.workspace.resolve(&path) {
                     self.tool_ctx.mark_read(&resolved);
                 }
+            }
+            if asks_for_work(message) {
+                content.push_str(&self.tests_at_start(agent, cancel).await);
             }
             if let Some(store) = &agent.memory {
                 content.push_str(&context_section(store, &root, message, &self.id));
@@ -157,13 +157,12 @@ impl Session {
                     }
                 }
             } else {
-                // Commands may change files: compare the workspace around them.
-                let commands = calls.iter().any(|c| {
-                    c.arguments.is_ok()
-                        && !agent.tools.is_read_only(&c.name)
-                        && !WRITING_TOOLS.contains(&c.name.as_str())
-                });
-                let before = commands.then(|| fingerprint(&root));
+                // Calls that may write: compare the workspace around them (by content,
+                // so rewriting a file with the same bytes is not progress).
+                let may_write = calls
+                    .iter()
+                    .any(|c| c.arguments.is_ok() && !agent.tools.is_read_only(&c.name));
+                let before = may_write.then(|| fingerprint(&root));
                 let outputs = self
                     .execute(agent, &calls, &mut changes, sink, cancel)
                     .await;
@@ -171,17 +170,11 @@ impl Session {
                     break Outcome::Cancelled;
                 }
                 let any_success = outputs.iter().any(|o| !o.is_error);
-                let wrote = calls
-                    .iter()
-                    .zip(&outputs)
-                    .any(|(c, o)| !o.is_error && WRITING_TOOLS.contains(&c.name.as_str()));
-                let changed = wrote || before.is_some_and(|b| b != fingerprint(&root));
+                let changed = before.is_some_and(|b| b != fingerprint(&root));
                 worked |= any_success || changed;
-                let observed = calls
-                    .iter()
-                    .filter_map(|c: &PendingCall| {
-                        c.arguments.as_ref().ok().map(|a| (c.name.as_str(), a))
-                    });
+                let observed = calls.iter().filter_map(|c: &PendingCall| {
+                    c.arguments.as_ref().ok().map(|a| (c.name.as_str(), a))
+                });
                 stall.observe(observed, any_success, changed)
             };
             match verdict {

@@ -13,7 +13,33 @@ pub(super) enum Verification {
     Failed(String),
 }
 
+/// How long the test run at the start of a session may take before it is left out.
+const START_TESTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Output of that run shown in the context (its tail, where the failures are).
+const START_TESTS_OUTPUT: usize = 3000;
+
 impl Session {
+    /// The project's tests run once before the first request of a task, for the
+    /// context: a small model that sees which assertion fails (`assert -1 == 5`, where
+    /// -1 = add(2, 3)) looks in the right place. Empty when there is no test command,
+    /// verification is off, or the run takes too long.
+    pub(super) async fn tests_at_start(&self, agent: &Agent, cancel: &CancellationToken) -> String {
+        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
+            return String::new();
+        };
+        let shell = exec::shell(&command, self.tool_ctx.workspace.root());
+        match exec::run(shell, START_TESTS_TIMEOUT, START_TESTS_OUTPUT, cancel).await {
+            Ok(result) if result.success() => {
+                format!("\nThe tests pass at the start (`{command}`).\n")
+            }
+            Ok(result) if result.ending == exec::Ending::Exited => format!(
+                "\nThe tests fail at the start (`{command}`, exit code {}):\n{}\n",
+                result.exit_code.map_or("none".into(), |c| c.to_string()),
+                result.output.trim_end()
+            ),
+            _ => String::new(),
+        }
+    }
     /// Re-runs the project's tests after the model said it is done.
     pub(super) async fn verify(
         &mut self,

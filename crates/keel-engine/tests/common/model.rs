@@ -27,3 +27,30 @@ pub fn model() -> Option<PathBuf> {
     eprintln!("\n*** SKIPPED: {message} ***\n");
     None
 }
+
+/// A registered real coding model's GGUF, by its file name in keel's model directory
+/// (`qwen2.5-coder-0.5b-instruct.gguf`, `qwen2.5-coder-1.5b-instruct-q4_k_m.gguf`), where
+/// scripts/setup.sh puts them. Missing: skipped loudly, or a failure under scripts/test.sh.
+pub fn coding_model(file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("KEEL_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".local/share"))
+                .join("keel/models")
+        });
+    let path = dir.join(file);
+    if path.is_file() {
+        return Some(path);
+    }
+    let message = format!("no model at {} (run scripts/setup.sh)", path.display());
+    if std::env::var("KEEL_REQUIRE_LLAMA_SERVER").as_deref() == Ok("1") {
+        panic!("{message}");
+    }
+    eprintln!("\n*** SKIPPED: {message} ***\n");
+    None
+}

@@ -73,9 +73,12 @@ pub fn check_calls(text: &str, tools: &[ToolSpec]) -> Result<usize, String> {
     let parsed = keel_llm::calls::parse_response(text);
     let mut n = 0;
     for call in &parsed.calls {
-        let call = call
-            .as_ref()
-            .map_err(|bad| format!("malformed call: {} in {text:?}", bad.message(keel_llm::ToolProtocol::Xml)))?;
+        let call = call.as_ref().map_err(|bad| {
+            format!(
+                "malformed call: {} in {text:?}",
+                bad.message(keel_llm::ToolProtocol::Xml)
+            )
+        })?;
         n += 1;
         let tool = tools
             .iter()

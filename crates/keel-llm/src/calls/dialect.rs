@@ -226,7 +226,11 @@ mod tests {
             "<tool_result name=\"read\">\n1\thello\n</tool_result>\n\n<tool_result name=\"bash\" status=\"error\">\nexit code 1\n</tool_result>\n\ntests fail"
         );
         let out = to_text_messages(ToolProtocol::Hermes, &messages);
-        assert!(out[2].content.contains("{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}"));
+        assert!(
+            out[2]
+                .content
+                .contains("{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}")
+        );
         assert!(
             out[3]
                 .content

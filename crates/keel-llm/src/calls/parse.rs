@@ -128,7 +128,11 @@ fn skip_open_fence(text: &str, i: usize) -> usize {
     match rest.strip_prefix(FENCE) {
         Some(after) => {
             let line = after.split('\n').next().unwrap_or("");
-            if line.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if line
+                .trim()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 skip_ws(text, i + FENCE.len() + line.len())
             } else {
                 i
@@ -232,7 +236,10 @@ fn text_block(body: &str, raw: String) -> Call {
     }
     let json = strip_json_fence(body);
     if json.is_empty() {
-        return Err(malformed(None, "the block is empty: it has no tool name".into()));
+        return Err(malformed(
+            None,
+            "the block is empty: it has no tool name".into(),
+        ));
     }
     match parse_lenient_json(json) {
         Ok(_) => call_from_json(json).map_err(|p| malformed(None, p)),
@@ -240,14 +247,21 @@ fn text_block(body: &str, raw: String) -> Call {
             name_in(json),
             format!("the call is not valid JSON ({e})"),
         )),
-        Err(_) => Err(malformed(None, "the block has no <name> element and no JSON call".into())),
+        Err(_) => Err(malformed(
+            None,
+            "the block has no <name> element and no JSON call".into(),
+        )),
     }
 }
 
 /// A tool name quoted after `"name"` in broken JSON, for the error message.
 fn name_in(json: &str) -> Option<String> {
     let after = &json[json.find("\"name\"")? + 6..];
-    let after = after.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let after = after
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     Some(after[..after.find('"')?].to_string())
 }
 
@@ -272,7 +286,10 @@ fn elements(
     let name = text[name_start..name_start + name_len].trim().to_string();
     let after_name = name_start + name_len + NAME_CLOSE.len();
     if name.is_empty() {
-        return Some((after_name, Err((None, "the <name> element is empty".into()))));
+        return Some((
+            after_name,
+            Err((None, "the <name> element is empty".into())),
+        ));
     }
     if name.contains(char::is_whitespace) || name.contains('<') {
         return Some((
@@ -285,15 +302,22 @@ fn elements(
         .into_iter()
         .find(|t| text[j..].starts_with(&format!("<{t}>")));
     let Some(tag) = tag else {
-        return Some((after_name, Ok(ParsedCall { name, arguments: Value::Object(Default::default()) })));
+        return Some((
+            after_name,
+            Ok(ParsedCall {
+                name,
+                arguments: Value::Object(Default::default()),
+            }),
+        ));
     };
     let close = format!("</{tag}>");
     let value_start = skip_open_fence(text, skip_ws(text, j + tag.len() + 2));
     // JSON found by its structure; else whatever stands before the closing element.
     let (value, after_value) = match json_at(text, value_start) {
-        Some(json_end) if text[value_start..].starts_with('{') => {
-            (&text[value_start..json_end], skip_close_fence(text, json_end))
-        }
+        Some(json_end) if text[value_start..].starts_with('{') => (
+            &text[value_start..json_end],
+            skip_close_fence(text, json_end),
+        ),
         _ => {
             let end = text[value_start..]
                 .find(&close)
@@ -306,14 +330,24 @@ fn elements(
     let arguments = if value.is_empty() {
         Ok(Value::Object(Default::default()))
     } else {
-        parse_lenient_json(value)
-            .map_err(|e| (Some(name.clone()), format!("the <input> is not valid JSON ({e})")))
+        parse_lenient_json(value).map_err(|e| {
+            (
+                Some(name.clone()),
+                format!("the <input> is not valid JSON ({e})"),
+            )
+        })
     };
     let call = arguments.and_then(|arguments| {
         if arguments.is_object() {
-            Ok(ParsedCall { name: name.clone(), arguments })
+            Ok(ParsedCall {
+                name: name.clone(),
+                arguments,
+            })
         } else {
-            Err((Some(name.clone()), "the <input> must be a JSON object of arguments".into()))
+            Err((
+                Some(name.clone()),
+                "the <input> must be a JSON object of arguments".into(),
+            ))
         }
     });
     Some((end, call))
@@ -344,7 +378,8 @@ fn unwrapped(text: &str, start: usize) -> Option<Found> {
 
 /// A JSON object that is a call: `name` and one of the argument keys.
 fn call_from_json(json: &str) -> Result<ParsedCall, String> {
-    let value = parse_lenient_json(json).map_err(|e| format!("the call is not valid JSON ({e})"))?;
+    let value =
+        parse_lenient_json(json).map_err(|e| format!("the call is not valid JSON ({e})"))?;
     call_from_value(&value)
 }
 
@@ -399,8 +434,13 @@ enum Fence {
 /// A fenced block at `start` (at a line start).
 fn fenced(text: &str, start: usize) -> Fence {
     let line_end = text[start..].find('\n').map_or(text.len(), |n| start + n);
-    let lang = text[start + FENCE.len()..line_end].trim().to_ascii_lowercase();
-    if !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    let lang = text[start + FENCE.len()..line_end]
+        .trim()
+        .to_ascii_lowercase();
+    if !lang
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Fence::Skip(start + FENCE.len());
     }
     let content = skip_ws(text, line_end);
@@ -433,8 +473,8 @@ fn fenced(text: &str, start: usize) -> Fence {
         };
         let after = skip_close_fence(text, json_end);
         let parsed = parse_lenient_json(&text[content..json_end]);
-        let is_call = parsed.as_ref().is_ok_and(looks_like_call)
-            || (lang == "tool_call" && parsed.is_err());
+        let is_call =
+            parsed.as_ref().is_ok_and(looks_like_call) || (lang == "tool_call" && parsed.is_err());
         if !is_call {
             return Fence::Skip(if after > json_end {
                 after
@@ -447,7 +487,11 @@ fn fenced(text: &str, start: usize) -> Fence {
             Ok(value) => call_from_value(&value),
             Err(e) => Err(format!("the call is not valid JSON ({e})")),
         }
-        .map_err(|problem| MalformedCall { name: None, problem, raw });
+        .map_err(|problem| MalformedCall {
+            name: None,
+            problem,
+            raw,
+        });
         return Fence::Calls(Found {
             start,
             end: after,

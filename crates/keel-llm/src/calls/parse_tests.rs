@@ -45,7 +45,8 @@ fn hermes_call_in_its_own_dialect() {
     assert!(parse_response(text).is_canonical(ToolProtocol::Hermes));
     assert!(!parse_response(text).is_canonical(ToolProtocol::Xml));
     // Double-encoded arguments.
-    let text = "<tool_call>{\"name\": \"read\", \"arguments\": \"{\\\"path\\\": \\\"a\\\"}\"}</tool_call>";
+    let text =
+        "<tool_call>{\"name\": \"read\", \"arguments\": \"{\\\"path\\\": \\\"a\\\"}\"}</tool_call>";
     assert_eq!(one(text).0.arguments, json!({"path": "a"}));
 }
 
@@ -76,7 +77,8 @@ fn code_fences_that_are_not_calls_stay_prose() {
 
 #[test]
 fn bare_json_object_as_the_whole_reply_and_on_its_own_lines() {
-    let (call, form, _) = one("{\"name\": \"bash\", \"arguments\": {\"command\": \"python -m pytest\"}}");
+    let (call, form, _) =
+        one("{\"name\": \"bash\", \"arguments\": {\"command\": \"python -m pytest\"}}");
     assert_eq!(form, CallForm::Bare);
     assert_eq!(call.arguments, json!({"command": "python -m pytest"}));
     let text = "First the tests:\n{\"name\": \"bash\", \"arguments\": {\"command\": \"ls\"}}\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}";
@@ -84,7 +86,11 @@ fn bare_json_object_as_the_whole_reply_and_on_its_own_lines() {
     assert_eq!(parsed.calls.len(), 2);
     assert_eq!(parsed.prose, "First the tests:");
     // JSON inside a sentence, or without the call shape, is not a call.
-    assert!(parse_response("The object {\"name\": \"x\", \"arguments\": {}} is odd").calls.is_empty());
+    assert!(
+        parse_response("The object {\"name\": \"x\", \"arguments\": {}} is odd")
+            .calls
+            .is_empty()
+    );
     assert!(parse_response("{\"name\": \"x\"}").calls.is_empty());
 }
 
@@ -110,7 +116,10 @@ fn closing_tags_inside_arguments_are_kept() {
         assert_eq!(call.arguments, args, "{protocol:?}");
         assert_eq!(prose, "Writing.\n\nDone.");
     }
-    let fenced = format!("```json\n{}\n```", json!({"name": "write", "arguments": args}));
+    let fenced = format!(
+        "```json\n{}\n```",
+        json!({"name": "write", "arguments": args})
+    );
     assert_eq!(one(&fenced).0.arguments, args);
     let bare = json!({"name": "write", "arguments": args}).to_string();
     assert_eq!(one(&bare).0.arguments, args);
@@ -174,18 +183,23 @@ fn malformed_blocks_say_what_is_wrong() {
     let err = parsed.calls[0].clone().unwrap_err();
     assert_eq!(err.name.as_deref(), Some("read"));
     assert!(err.problem.contains("not valid JSON"), "{}", err.problem);
-    assert!(err.message(ToolProtocol::Xml).contains("<name>TOOL_NAME</name>"));
-    assert!(err.message(ToolProtocol::Hermes).contains("\"name\": \"TOOL_NAME\""));
+    assert!(
+        err.message(ToolProtocol::Xml)
+            .contains("<name>TOOL_NAME</name>")
+    );
+    assert!(
+        err.message(ToolProtocol::Hermes)
+            .contains("\"name\": \"TOOL_NAME\"")
+    );
 
     let err = parse_response("<tool_call>just words</tool_call>").calls[0]
         .clone()
         .unwrap_err();
     assert!(err.problem.contains("no <name>"), "{}", err.problem);
 
-    let err = parse_response("<tool_call><name>read</name><input>[1]</input></tool_call>").calls
-        [0]
-    .clone()
-    .unwrap_err();
+    let err = parse_response("<tool_call><name>read</name><input>[1]</input></tool_call>").calls[0]
+        .clone()
+        .unwrap_err();
     assert!(err.problem.contains("JSON object"));
 
     let err = parse_response("<tool_call><name>read file</name></tool_call>").calls[0]
@@ -193,8 +207,10 @@ fn malformed_blocks_say_what_is_wrong() {
         .unwrap_err();
     assert!(err.problem.contains("not a tool name"));
 
-    let err = parse_response("<tool_call>{\"name\": \"edit\", \"arguments\": {\"path\": \"a\" \"x\"}}</tool_call>")
-        .calls[0]
+    let err = parse_response(
+        "<tool_call>{\"name\": \"edit\", \"arguments\": {\"path\": \"a\" \"x\"}}</tool_call>",
+    )
+    .calls[0]
         .clone()
         .unwrap_err();
     assert!(err.problem.contains("not valid JSON"), "{}", err.problem);

@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn brackets_and_tags_inside_strings_do_not_count() {
         let text = r#"{"content": "} ] </tool_call> \" {"}</tool_call>"#;
-        assert_eq!(&text[..json_extent(text).unwrap()], r#"{"content": "} ] </tool_call> \" {"}"#);
+        assert_eq!(
+            &text[..json_extent(text).unwrap()],
+            r#"{"content": "} ] </tool_call> \" {"}"#
+        );
         let text = "{'content': '}</input>', 'n': 1}!";
         assert_eq!(json_extent(text), Some(text.len() - 1));
         // An apostrophe inside a double-quoted string is not a quote.

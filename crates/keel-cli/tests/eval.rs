@@ -1,0 +1,232 @@
+//! `keel eval`: the task formats, the scratch workspaces, the check with the original
+//! tests restored, the records, the saved run and `--compare` — driven by replay
+//! scripts, then once with a real model on a task it can pass and one it cannot.
+
+mod common;
+#[path = "../../keel-engine/tests/common/model.rs"]
+mod model;
+
+use std::path::{Path, PathBuf};
+
+use common::{Env, call};
+use serde_json::{Value, json};
+
+fn tasks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/evals")
+}
+
+/// `keel eval ARGS` in `env`: exit code, stdout, stderr.
+fn eval(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = env.keel().arg("eval").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn records(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn a_solved_exercise_passes_and_the_run_is_saved_and_compared() {
+    let env = Env::new(&[]);
+    let fixed = "def hello():\n    return \"Hello, World!\"\n";
+    let script = env.script(
+        "solve.jsonl",
+        &[
+            json!({"content": call("write", json!({"path": "hello_world.py", "content": fixed}))}),
+            json!({"content": "hello() now says Hello, World!"}),
+        ],
+    );
+    let out_file = env.home.path().join("solved.json");
+    let task = tasks_dir().join("hello-world");
+    let (code, stdout, stderr) = eval(
+        &env,
+        &[
+            task.to_str().unwrap(),
+            "--model",
+            &format!("replay:{}", script.display()),
+            "--json",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("[1/1] hello-world: PASS (verified"),
+        "{stderr}"
+    );
+    let records = records(&stdout);
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["task"], "hello-world");
+    assert_eq!(r["passed"], true);
+    assert_eq!(r["outcome"], "verified");
+    assert_eq!(r["false_done"], false);
+    assert_eq!(r["tool_calls"], 1);
+    assert_eq!(r["iterations"], 2);
+    assert_eq!(r["malformed_calls"], 0);
+    assert!(r["tampered"].as_array().unwrap().is_empty());
+    assert!(r["session_id"].is_string());
+    // The workspace kept for inspection: committed at the start, .meta never copied.
+    let workspace = out_file.with_extension("work").join("hello-world");
+    assert!(workspace.join(".git").is_dir());
+    assert!(!workspace.join(".meta").exists() && !workspace.join(".docs").exists());
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("hello_world.py")).unwrap(),
+        fixed
+    );
+    let log = std::process::Command::new("git")
+        .args(["log", "--oneline"])
+        .current_dir(&workspace)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&log.stdout).contains("task start"));
+
+    // A second run where the agent does nothing; then the two side by side.
+    let idle = env.script("idle.jsonl", &vec![json!({"content": "Nothing to do."}); 6]);
+    let idle_file = env.home.path().join("idle.json");
+    let (code, stdout, _) = eval(
+        &env,
+        &[
+            task.to_str().unwrap(),
+            "--model",
+            &format!("replay:{}", idle.display()),
+            "--max-iterations",
+            "3",
+            "--out",
+            idle_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("0/1 passed (0.0 %)"), "{stdout}");
+    let (code, stdout, _) = eval(
+        &env,
+        &[
+            "--compare",
+            out_file.to_str().unwrap(),
+            idle_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("hello-world"))
+        .unwrap();
+    assert!(
+        line.contains("PASS") && line.contains("fail") && line.ends_with('-'),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1/1 passed (100.0 %)") && stdout.contains("0/1 passed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_agent_that_edits_the_tests_fails_the_check() {
+    let env = Env::new(&[]);
+    // The agent "passes" by replacing the test with one that asserts nothing.
+    let weakened = "def test_say_hi():\n    assert True\n";
+    let script = env.script(
+        "cheat.jsonl",
+        &[
+            json!({"content": call("write", json!({"path": "hello_world_test.py", "content": weakened}))}),
+            json!({"content": "The tests pass now."}),
+        ],
+    );
+    let out_file = env.home.path().join("cheat.json");
+    let (code, stdout, stderr) = eval(
+        &env,
+        &[
+            tasks_dir().join("hello-world").to_str().unwrap(),
+            "--model",
+            &format!("replay:{}", script.display()),
+            "--json",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let r = &records(&stdout)[0];
+    // keel's own verification ran the weakened tests; the check ran the originals.
+    assert_eq!(r["outcome"], "verified");
+    assert_eq!(r["passed"], false);
+    assert_eq!(r["false_done"], true);
+    assert_eq!(r["tampered"], json!(["hello_world_test.py"]));
+    assert!(
+        r["check_output"]
+            .as_str()
+            .unwrap()
+            .contains("Goodbye, Mars!"),
+        "{r}"
+    );
+    assert!(stderr.contains("FALSE DONE"), "{stderr}");
+}
+
+#[test]
+fn bad_task_folders_and_patterns_are_usage_errors() {
+    let env = Env::new(&[("README.md", "no tasks here\n")]);
+    let (code, _, stderr) = eval(
+        &env,
+        &[env.repo.path().to_str().unwrap(), "--model", "replay:x"],
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("no tasks in"), "{stderr}");
+    let (code, _, stderr) = eval(
+        &env,
+        &[
+            tasks_dir().to_str().unwrap(),
+            "--tasks",
+            "nothing-*",
+            "--model",
+            "replay:x",
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("matching `nothing-*`"), "{stderr}");
+}
+
+/// The real default model, greedy: it passes the exercise it can and fails the one no
+/// agent can, and the eval says so.
+#[test]
+fn a_real_model_passes_what_it_can_and_fails_what_it_cannot() {
+    let Some(path) = model::coding_model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf") else {
+        return;
+    };
+    let env = Env::new(&[]);
+    let out_file = env.home.path().join("real.json");
+    let (code, stdout, stderr) = eval(
+        &env,
+        &[
+            tasks_dir().to_str().unwrap(),
+            "--model",
+            &format!("embedded:{}", path.display()),
+            "--max-iterations",
+            "6",
+            "--json",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let records = records(&stdout);
+    let by_name = |name: &str| records.iter().find(|r| r["task"] == name).unwrap().clone();
+    let hello = by_name("hello-world");
+    assert_eq!(hello["passed"], true, "{hello}");
+    assert_eq!(hello["outcome"], "verified", "{hello}");
+    assert!(hello["constrained_calls"].as_u64().unwrap() > 0, "{hello}");
+    let secret = by_name("secret-number");
+    assert_eq!(secret["passed"], false, "{secret}");
+    assert_eq!(secret["false_done"], false, "{secret}");
+    for r in &records {
+        assert_eq!(r["malformed_calls"], 0, "{r}");
+    }
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(saved["records"].as_array().unwrap().len(), 2);
+}

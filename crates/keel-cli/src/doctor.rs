@@ -16,6 +16,9 @@ use keel_tools::ToolRegistry;
 
 use crate::config::{self, DoctorThresholds, Layer};
 use crate::run::workspace_dir;
+
+#[path = "doctor_smoke.rs"]
+mod smoke;
 use crate::sessions_cmd::open_store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,7 @@ impl Report {
 /// Tokens in the decode check's prompt (about; the text is fixed).
 const DECODE_PROMPT: &str = "Here is a short description of a software project. It is a command-line tool written in Rust that reads a repository, plans a change, edits files, runs the tests and repeats until they pass. It keeps a record of each session in a local database so that work can be resumed after a restart, and it remembers facts about each project. Continue this description with a few sentences about how such a tool should handle errors.";
 
-pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Result<u8> {
+pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>, fix: bool) -> Result<u8> {
     let dir = workspace_dir(workspace)?;
     let settings = config::load(
         &dir,
@@ -68,12 +71,14 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
     // The configured MCP servers, started beside the model as `keel run` does: their
     // tools count towards the prompt the context window must hold.
     let mut mcp = None;
+    let mut fix_model = None;
 
     match crate::model::model_spec(settings.model.clone()) {
         Err(e) => report.line(Status::Fail, "model", format!("{e:#}")),
         Ok(spec) => {
             // A spec that does not parse is a usage error, as everywhere else.
             let parsed = ModelSpec::parse(&spec)?;
+            fix_model = Some(spec.clone());
             let timed_open = async {
                 let started = Instant::now();
                 let opened = crate::model::open(&spec, &settings).await;
@@ -125,6 +130,14 @@ pub async fn run(model_flag: Option<String>, workspace: Option<PathBuf>) -> Resu
         }
         servers.shutdown().await;
     }
+
+    if fix {
+        match &fix_model {
+            Some(model) => smoke::fix(&mut report, model).await,
+            None => report.line(Status::Fail, "fix", "no model to run the sample task with"),
+        }
+    }
+    smoke::memory(&mut report);
 
     match store.and_then(|store| Ok(store.check_writable()?)) {
         Ok(()) => {

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             Command::Tools(args) => tool_cmd::list(args),
             Command::Sessions(command) => sessions_cmd::run(command),
             Command::Memory(args) => memory_cmd::run(args),
-            Command::Doctor(args) => doctor::run(args.model, args.workspace).await,
+            Command::Doctor(args) => doctor::run(args.model, args.workspace, args.fix).await,
             Command::Model(command) => model::run(command),
             Command::Serve(args) => serve::run(args).await,
             Command::Mcp(args) => mcp_cmd::run(args).await,

@@ -102,3 +102,46 @@ fn an_unreachable_server_fails_the_run_naming_the_url() {
     );
     assert!(stderr.contains("is it running?"), "{stderr}");
 }
+
+#[test]
+fn doctor_checks_memory_across_a_restart_and_the_sample_fix() {
+    let env = Env::new(&[]);
+    // A scripted model that fixes the sample: doctor's `--fix` runs it in a scratch copy.
+    let fix = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/fix-the-test.replay.jsonl");
+    let out = env
+        .keel()
+        .args(["doctor", "--fix", "--model"])
+        .arg(format!("replay:{}", fix.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = |check: &str| {
+        stdout
+            .lines()
+            .find(|l| l[6..].starts_with(check))
+            .unwrap_or_else(|| panic!("no {check} line: {stdout}"))
+            .to_string()
+    };
+    assert!(line("memory").starts_with("PASS"), "{stdout}");
+    assert!(line("memory").contains("recalled by a new one"), "{stdout}");
+    assert!(line("fix").starts_with("PASS"), "{stdout}");
+    assert!(line("fix").contains("verified in"), "{stdout}");
+
+    // A model that never fixes it: FAIL with the outcome, exit 1.
+    let idle = env.script(
+        "idle.jsonl",
+        &vec![serde_json::json!({"content": "Nothing to do."}); 12],
+    );
+    let out = env
+        .keel()
+        .args(["doctor", "--fix", "--model"])
+        .arg(format!("replay:{}", idle.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let fix = stdout.lines().find(|l| l.contains("  fix ")).unwrap();
+    assert!(fix.starts_with("FAIL") && fix.contains("ended"), "{stdout}");
+}

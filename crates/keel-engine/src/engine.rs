@@ -512,7 +512,9 @@ impl Engine {
                 }
                 Part::Markup(s) => out.extend(vocab.tokenize(s.as_bytes(), false, true)),
                 Part::Text(s) => out.extend(self.tokenize_text(&s)),
-                Part::Reply(s) => match slot.replies.remove(&s) {
+                // `get`, not `remove`: a model that repeats a reply word for word must
+                // get the same ids at both places, or the prefix diverges there.
+                Part::Reply(s) => match slot.replies.get(&s).cloned() {
                     Some(ids) => {
                         out.extend(ids.iter().copied());
                         used.insert(s, ids);
@@ -828,8 +830,10 @@ impl Engine {
         generation.text = String::from_utf8_lossy(&bytes).into_owned();
         generation.completion_tokens = generated.len();
         generation.decode_time = decode_started.elapsed();
+        // An identical earlier reply keeps its ids: they are what the cache holds there.
         slot.replies
-            .insert(generation.text.trim().to_string(), generated);
+            .entry(generation.text.trim().to_string())
+            .or_insert(generated);
         Ok(generation)
     }
 

@@ -118,9 +118,9 @@ pub(super) async fn fix(report: &mut Report, model: &str) {
         let done = result
             .output
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["type"] == "done")
-            .last();
+            .find(|e| e["type"] == "done");
         match done {
             Some(done) if done["outcome"] == "verified" => Ok(format!(
                 "sample bug fixed and verified in {secs:.0} s, {} iterations (threshold ≤ {} s)",

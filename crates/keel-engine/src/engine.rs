@@ -484,7 +484,7 @@ impl Engine {
             .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
             .min()
         {
-            out.extend(vocab.tokenize(rest[..at].as_bytes(), false, false));
+            out.extend(vocab.tokenize(&rest.as_bytes()[..at], false, false));
             let special = vocab.tokenize(tag.as_bytes(), false, true);
             if special.len() == 1 {
                 out.extend(special);

@@ -41,24 +41,19 @@ impl Metrics {
             };
             match event.get("type").and_then(Value::as_str).unwrap_or("") {
                 "tool_call" => m.tool_calls += 1,
-                "tool_result" => {
-                    let malformed = event
+                "tool_result"
+                    if event
                         .get("output")
                         .and_then(Value::as_str)
-                        .is_some_and(|o| o.starts_with("malformed tool call"));
-                    if malformed {
-                        m.malformed_calls += 1;
-                    }
+                        .is_some_and(|o| o.starts_with("malformed tool call")) =>
+                {
+                    m.malformed_calls += 1;
                 }
-                "repair" => {
-                    if event.get("repaired").and_then(Value::as_bool) == Some(true) {
-                        m.repaired_calls += 1;
-                    }
+                "repair" if event.get("repaired").and_then(Value::as_bool) == Some(true) => {
+                    m.repaired_calls += 1;
                 }
-                "feedback" => {
-                    if event.get("reason").and_then(Value::as_str) == Some("no_action") {
-                        m.no_action_asks += 1;
-                    }
+                "feedback" if event.get("reason").and_then(Value::as_str) == Some("no_action") => {
+                    m.no_action_asks += 1;
                 }
                 "usage" => {
                     m.prompt_tokens += number(&event, "prompt_tokens");

@@ -73,6 +73,11 @@ pub struct EvalArgs {
     /// Where to save the run [default: $KEEL_HOME/evals/TIME-MODEL.json].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Run each task's session with this `keel` binary instead of this one (A/B runs:
+    /// an older build as the baseline); it must take `run --json --workspace --model
+    /// --max-iterations --test-command|--no-verify`.
+    #[arg(long, value_name = "PATH")]
+    pub keel: Option<PathBuf>,
     /// Compare two saved runs task by task instead of running anything.
     #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "tasks_dir")]
     pub compare: Option<Vec<PathBuf>>,

@@ -70,7 +70,10 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
     };
     let work = out_file.with_extension("work");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let exe = std::env::current_exe().context("cannot find the keel binary")?;
+    let exe = match &args.keel {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("cannot find the keel binary")?,
+    };
     eprintln!(
         "keel eval: {} tasks from {} with {model}, {} jobs; workspaces in {}",
         tasks.len(),
@@ -91,9 +94,11 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut handles = Vec::new();
     for task in tasks {
-        let (setup, slots, done) = (setup.clone(), slots.clone(), done.clone());
+        // Taken before the task starts, so tasks start in name order.
+        let slot = slots.clone().acquire_owned().await;
+        let (setup, done) = (setup.clone(), done.clone());
         handles.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
+            let _slot = slot;
             let record = run_task(&setup, &task).await;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             eprintln!(

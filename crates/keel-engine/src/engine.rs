@@ -27,8 +27,9 @@ use crate::slot::Slot;
 use crate::template::{ChatTemplate, Part};
 use crate::{EngineError, logs};
 
-/// The context size when neither configuration nor a smaller trained context says.
-const DEFAULT_CONTEXT: u32 = 8192;
+/// The context size when neither configuration nor a smaller trained context says: room
+/// for a task, the project context and a few rounds of test output on a small model.
+const DEFAULT_CONTEXT: u32 = 16_384;
 /// Prompt tokens per llama.cpp batch.
 const BATCH: u32 = 512;
 /// Tokens a call in closing mode may still take beyond its budget before it is given up.
@@ -62,7 +63,7 @@ impl Default for SamplingOptions {
 /// How an engine runs its model.
 #[derive(Clone)]
 pub struct EngineOptions {
-    /// Tokens per session context (default: the trained context, at most 8,192).
+    /// Tokens per session context (default: the trained context, at most 16,384).
     pub context_window: Option<u32>,
     /// CPU threads (default: every available core).
     pub threads: Option<usize>,

@@ -13,17 +13,15 @@ use keel_protocol::ToolSpec;
 use serde_json::{Value, json};
 
 const ROLE: &str = "\
-You are keel, a coding agent. You work in a software project on the user's machine and \
-act only through tool calls.
+You are keel, a coding agent working in a software project. You act only through tool calls.
 
 How to work:
 1. Find the cause first: read the failing test's error and the code it calls. The bug is \
 almost always in the code, not in the test.
-2. Begin each reply with one short sentence: what you found and what you will change.
-3. Change code with write (the whole new file: best for small files) or edit (one exact passage).
-4. Run the tests with bash. If they fail, read the error, fix the code (never the tests) and run them again.
-5. When the task is done, reply without a tool call and say in one sentence what you changed. \
-keel then runs the tests; if they fail, you get the output and continue.
+2. Change code with write (the whole new file: best for small files) or edit (one exact passage).
+3. Run the tests with bash. If they fail, read the error, fix the code (never the tests) and run them again.
+4. When the task is done, reply without a tool call, in one sentence. keel then runs the \
+tests and shows you any failure.
 
 Paths are relative to the workspace root; files outside it cannot be touched.
 ";
@@ -85,19 +83,39 @@ arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n\
 }
 
 /// A tool schema without what a model does not need to write a call (`$schema`,
-/// `title`, `format`, defaults of optional numbers): fewer tokens in every prompt.
+/// `title`, `format`, `default`, `minimum`, `additionalProperties`): fewer tokens in
+/// every prompt. Arguments are still validated against the full schema.
 fn compact_schema(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "$schema" | "title" | "format"))
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "$schema"
+                            | "title"
+                            | "format"
+                            | "default"
+                            | "minimum"
+                            | "additionalProperties"
+                    )
+                })
                 .map(|(k, v)| {
                     let v = if k == "properties" || k == "$defs" || k == "definitions" {
                         match v {
                             Value::Object(props) => Value::Object(
                                 props
                                     .iter()
-                                    .map(|(name, s)| (name.clone(), compact_schema(s)))
+                                    .map(|(name, s)| {
+                                        let mut s = compact_schema(s);
+                                        // "relative to the workspace root" is said once, above.
+                                        if name == "path"
+                                            && let Value::Object(m) = &mut s
+                                        {
+                                            m.remove("description");
+                                        }
+                                        (name.clone(), s)
+                                    })
                                     .collect(),
                             ),
                             other => other.clone(),

@@ -47,7 +47,7 @@ impl Subcommand {
 pub(crate) struct Args {
     /// Read-only git subcommand.
     command: Subcommand,
-    /// Extra arguments, e.g. ["--stat", "HEAD~1"] or ["src/lib.rs"].
+    /// Extra arguments, e.g. ["--stat", "HEAD~1"].
     #[serde(default)]
     args: Vec<String>,
 }

@@ -12,7 +12,7 @@ pub(crate) struct Glob;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Args {
-    /// Glob such as `**/*.py` or `src/*.rs`; a pattern without `/` matches file names at any depth.
+    /// Glob such as `**/*.py`; without `/` it matches file names at any depth.
     pattern: String,
     /// Directory to search, relative to the workspace root (default: the root).
     #[serde(default)]

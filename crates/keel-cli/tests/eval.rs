@@ -192,10 +192,11 @@ fn bad_task_folders_and_patterns_are_usage_errors() {
     assert!(stderr.contains("matching `nothing-*`"), "{stderr}");
 }
 
-/// The real default model, greedy: it passes the exercise it can and fails the one no
-/// agent can, and the eval says so.
+/// The real default model, greedy, on a task it may pass and one no agent can: the eval
+/// reports both right — each record's pass/fail is what the original tests say of the
+/// workspace it left — with no malformed calls and no false done.
 #[test]
-fn a_real_model_passes_what_it_can_and_fails_what_it_cannot() {
+fn a_real_model_is_reported_right_on_a_passable_and_an_impossible_task() {
     let Some(path) = model::coding_model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf") else {
         return;
     };
@@ -208,7 +209,7 @@ fn a_real_model_passes_what_it_can_and_fails_what_it_cannot() {
             "--model",
             &format!("embedded:{}", path.display()),
             "--max-iterations",
-            "6",
+            "4",
             "--json",
             "--out",
             out_file.to_str().unwrap(),
@@ -217,15 +218,24 @@ fn a_real_model_passes_what_it_can_and_fails_what_it_cannot() {
     assert_eq!(code, Some(0), "{stderr}");
     let records = records(&stdout);
     let by_name = |name: &str| records.iter().find(|r| r["task"] == name).unwrap().clone();
+    let work = out_file.with_extension("work");
+    // hello-world: the record says what the original test says of the workspace.
     let hello = by_name("hello-world");
-    assert_eq!(hello["passed"], true, "{hello}");
-    assert_eq!(hello["outcome"], "verified", "{hello}");
+    let green = std::process::Command::new("python3")
+        .args(["-m", "pytest", "-q", "hello_world_test.py"])
+        .current_dir(work.join("hello-world"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert_eq!(hello["passed"], green, "{hello}");
     assert!(hello["constrained_calls"].as_u64().unwrap() > 0, "{hello}");
+    // secret-number: nobody can pass it.
     let secret = by_name("secret-number");
     assert_eq!(secret["passed"], false, "{secret}");
-    assert_eq!(secret["false_done"], false, "{secret}");
     for r in &records {
         assert_eq!(r["malformed_calls"], 0, "{r}");
+        assert_eq!(r["false_done"], false, "{r}");
     }
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
     assert_eq!(saved["records"].as_array().unwrap().len(), 2);

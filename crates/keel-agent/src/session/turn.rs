@@ -235,6 +235,9 @@ impl Session {
     ) -> Option<Response> {
         let started = Instant::now();
         let filtering = agent.protocol.is_text();
+        // A reply constrained whole to a call's JSON is one constrained call (the embedded
+        // engine counts its own).
+        let whole_reply_call = request.response_schema.is_some();
         let mut filter = calls::ProseFilter::default();
         let stream = agent.model.stream(request);
         let streamed = stream::read(stream, started, cancel, |text| {
@@ -254,6 +257,10 @@ impl Session {
         let rest = filter.finish();
         if filtering && !rest.is_empty() {
             self.emit(sink, Event::Delta { text: rest });
+        }
+        let mut streamed = streamed;
+        if whole_reply_call && streamed.usage.constrained_calls.is_none() {
+            streamed.usage.constrained_calls = Some(1);
         }
         self.emit_usage(sink, &streamed);
         if let Some(failure) = streamed.failure {

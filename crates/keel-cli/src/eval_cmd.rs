@@ -1,7 +1,8 @@
 //! `keel eval`: each task in a fresh scratch workspace, a `keel run` session on it (a
 //! child process of this binary, so a crash or a timeout costs one task), then the check
 //! with the original tests restored. Progress on stderr, a summary table (or `--json`
-//! records) at the end, and the whole run saved as JSON for `keel eval --compare`.
+//! records) at the end, and the run saved as JSON for `keel eval --compare` — after
+//! every task, so an eval that is stopped keeps what it did.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,16 +91,40 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
         temperature: args.temperature,
     });
     let total = tasks.len();
+    if let Some(parent) = out_file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // The run as far as it got, saved after every task: a killed eval keeps its records.
+    let partial = Arc::new(std::sync::Mutex::new(Run {
+        model: model.clone(),
+        tasks_dir: tasks_dir.display().to_string(),
+        started,
+        max_iterations: args.max_iterations,
+        timeout_secs: args.timeout,
+        records: Vec::new(),
+    }));
     let slots = Arc::new(Semaphore::new(args.jobs.max(1)));
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut handles = Vec::new();
     for task in tasks {
         // Taken before the task starts, so tasks start in name order.
         let slot = slots.clone().acquire_owned().await;
-        let (setup, done) = (setup.clone(), done.clone());
+        let (setup, done, partial, out_file) = (
+            setup.clone(),
+            done.clone(),
+            partial.clone(),
+            out_file.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let _slot = slot;
             let record = run_task(&setup, &task).await;
+            if let Ok(mut run) = partial.lock() {
+                run.records.push(record.clone());
+                run.records.sort_by(|a, b| a.task.cmp(&b.task));
+                if let Ok(text) = serde_json::to_string_pretty(&*run) {
+                    let _ = std::fs::write(&out_file, text);
+                }
+            }
             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             eprintln!(
                 "[{n}/{total}] {}: {} ({}{}, {} iterations, {} calls, {:.0} s)",
@@ -134,9 +159,6 @@ pub async fn run(args: EvalArgs) -> Result<u8> {
         timeout_secs: args.timeout,
         records,
     };
-    if let Some(parent) = out_file.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
     std::fs::write(&out_file, serde_json::to_string_pretty(&run)?)
         .with_context(|| format!("writing {}", out_file.display()))?;
     if args.json {

@@ -45,7 +45,7 @@ fn model_add_list_and_info() {
 /// Qwen2.5-Coder-1.5B, greedy, registered under its default name and not named on the
 /// command line — through `keel run` on the embedded engine: every call is in the
 /// model's own Hermes dialect and sampled under the grammar (none malformed), the model
-/// works on the code, and keel's outcome is true: `verified` only when the tests pass.
+/// works on the code, and keel's outcome is true: `verified` only if the tests pass.
 /// (Whether this 1.5B model fixes the bug depends on the run — see the closing figures
 /// in README; the loop's guarantees must hold either way.)
 #[test]
@@ -145,7 +145,12 @@ fn the_default_model_works_the_sample_task_with_well_formed_calls() {
         .unwrap()
         .status
         .success();
-    assert_eq!(outcome == "verified", green, "{summary:#?}");
+    // (A fix made on the last iteration may end `max_iterations` before keel re-runs
+    // the tests: green without `verified` is not a false claim.)
+    if outcome == "verified" {
+        assert!(green, "{summary:#?}");
+    }
+    eprintln!("outcome {outcome}, tests green afterwards: {green}");
     assert!(!events.iter().any(|e| e["type"] == "error"), "{summary:#?}");
 }
 

@@ -10,6 +10,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --quiet --release --manifest-path "$here/Cargo.toml" -p keel-cli
 work=$(mktemp -d)
 cp -r "$here/examples/fix-the-test/." "$work/"
+# keel's data (the session store) lives outside the project it works on.
+home=$(mktemp -d)
 echo "workspace: $work"
 if [ "${1:-}" = "--replay" ]; then
   model=(--model "replay:$here/examples/fix-the-test.replay.jsonl")
@@ -18,7 +20,7 @@ else
   model=()  # nothing configured: keel uses the registered default model
   export KEEL_TEMPERATURE="${KEEL_TEMPERATURE:-0}"
 fi
-KEEL_HOME="${KEEL_HOME:-$work/.keel-home}" "$here/target/release/keel" run \
+KEEL_HOME="${KEEL_HOME:-$home}" "$here/target/release/keel" run \
   "${model[@]}" "$@" \
   --workspace "$work" \
   "The test test_add fails. Fix the bug in calc/__init__.py."

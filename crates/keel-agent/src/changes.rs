@@ -45,16 +45,19 @@ fn snapshot(root: &Path) -> Snapshot {
 /// Workspaces up to this many files are fingerprinted by content, not only by
 /// modification time (rewriting a file with the same bytes is not a change).
 const CONTENT_FINGERPRINT_FILES: usize = 2_000;
+/// ... and up to this many bytes in all, so the check stays cheap on every iteration.
+const CONTENT_FINGERPRINT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A digest of the workspace: its file list with sizes and, for workspaces up to
-/// [`CONTENT_FINGERPRINT_FILES`], the content of files up to 1 MiB (larger ones, and
+/// [`CONTENT_FINGERPRINT_FILES`] and [`CONTENT_FINGERPRINT_BYTES`], the content of files up to 1 MiB (larger ones, and
 /// larger workspaces, by modification time). Equal digests mean nothing changed — what
 /// stall detection asks after a call that may write.
 pub(crate) fn fingerprint(root: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut entries: Vec<_> = snapshot(root).into_iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let by_content = entries.len() <= CONTENT_FINGERPRINT_FILES;
+    let by_content = entries.len() <= CONTENT_FINGERPRINT_FILES
+        && entries.iter().map(|(_, (size, _))| size).sum::<u64>() <= CONTENT_FINGERPRINT_BYTES;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for (path, (size, modified)) in &entries {
         path.hash(&mut hasher);

@@ -3,7 +3,6 @@
 //! question, stall detection that lets edit → test loops run, and arguments holding the
 //! closing tag.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use keel_agent::{Agent, AgentConfig, EventSink, Session, TurnSummary};
@@ -317,5 +316,4 @@ fn tools_protocol_resolves_to_the_models_dialect() {
         ProtocolChoice::Fixed(ToolProtocol::Xml).resolve(&info),
         ToolProtocol::Xml
     );
-    let _ = Path::new("");
 }

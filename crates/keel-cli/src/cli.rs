@@ -239,8 +239,9 @@ pub struct RunArgs {
     /// Print one JSON object per event on stdout instead of a transcript.
     #[arg(long)]
     pub json: bool,
-    /// How tool calls travel: xml (any model) or native (function calling).
-    #[arg(long, value_name = "xml|native")]
+    /// How tool calls travel: auto (the model's own dialect, the default), hermes, xml
+    /// (keel's own, any model) or native (the server's function calling).
+    #[arg(long, value_name = "auto|hermes|xml|native")]
     pub tool_protocol: Option<String>,
     /// The project's test command [default: detected from the project files].
     #[arg(long, value_name = "CMD")]

@@ -78,7 +78,7 @@ pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
     out
 }
 
-fn list_files(root: &Path) -> (Vec<String>, bool) {
+pub(crate) fn list_files(root: &Path) -> (Vec<String>, bool) {
     let mut files = Vec::new();
     let walk = keel_tools::walker(root)
         .sort_by_file_name(|a, b| a.cmp(b))

@@ -2,6 +2,7 @@
 //! completion, all expressed as a stream of [`keel_protocol::Event`]s.
 
 mod changes;
+mod code_blocks;
 mod config;
 mod context;
 mod detect;
@@ -12,6 +13,7 @@ mod repair;
 mod session;
 mod stall;
 mod store_sink;
+mod test_output;
 mod window;
 
 pub use config::AgentConfig;

@@ -317,3 +317,65 @@ fn tools_protocol_resolves_to_the_models_dialect() {
         ToolProtocol::Xml
     );
 }
+
+#[tokio::test]
+async fn a_code_block_in_prose_is_written_to_the_file_it_defines() {
+    let replies = [
+        // Red tests first: the model answers the way chat models do.
+        "The bug is in `add`. Here's the updated code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nThis returns the sum.".to_string(),
+        "Fixed: add now adds.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        ToolProtocol::Hermes,
+        &[
+            ("calc.py", "import math\n\n\ndef add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"),
+            ("calc_test.py", "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"),
+        ],
+        Some("grep -q 'a + b' calc.py"),
+        "Fix add in calc.py",
+    )
+    .await;
+    assert_eq!(
+        (run.summary.outcome, run.summary.iterations),
+        (Outcome::Verified, 2)
+    );
+    // Only `add` replaced: the file was never read, keel placed the block itself.
+    assert_eq!(
+        run.file("calc.py"),
+        "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    );
+    assert_eq!(run.calls()[0].0, "write");
+    assert!(run.feedback(FeedbackReason::NoAction).is_empty());
+    // The stored reply shows the call in the canonical form, the prose kept.
+    let stored = run
+        .events()
+        .iter()
+        .find_map(|e| match e {
+            Event::Assistant { content, .. } if content.contains("<tool_call>") => {
+                Some(content.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(!stored.contains("```"), "{stored}");
+    assert!(stored.starts_with("The bug is in `add`."), "{stored}");
+    assert!(calls::parse_response(&stored).is_canonical(ToolProtocol::Hermes));
+}
+
+#[tokio::test]
+async fn a_code_block_answering_a_question_writes_nothing() {
+    let replies =
+        ["Use it like this:\n```python\ndef add(a, b):\n    return a + b\n```".to_string()];
+    let run = run(
+        &replies,
+        ToolProtocol::Hermes,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        None,
+        "How would add look if it added?",
+    )
+    .await;
+    assert_eq!(run.summary.outcome, Outcome::Completed);
+    assert!(run.calls().is_empty());
+    assert!(run.file("calc.py").contains("a - b"));
+}

@@ -230,6 +230,14 @@ async fn write_creates_parents_and_refuses_blind_overwrites() {
         .ok("write", json!({"path": "src/app.py", "content": "new\n"}))
         .await;
     assert!(out.starts_with("overwrote"), "{out}");
+    // The same bytes again: said plainly (a small model rewrites its failed attempt).
+    let out = f
+        .ok("write", json!({"path": "src/app.py", "content": "new\n"}))
+        .await;
+    assert_eq!(
+        out,
+        "src/app.py already had exactly this content: nothing changed"
+    );
     // A file this session created may be rewritten.
     f.ok(
         "write",

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, PendingCall, Session};
 use crate::changes::ChangeTracker;
+use crate::test_output;
 
 const TESTS_PASS: &str =
     "\n\nThe tests pass. If the task is done, reply without a tool call: say what you changed.";
@@ -109,9 +110,13 @@ impl Session {
             }))
             .await;
             for (call, (mut output, duration)) in group.iter().zip(results) {
-                if !output.is_error && self.is_test_run(call) {
-                    // Small models re-run green tests until told: say what green means.
-                    output.content.push_str(TESTS_PASS);
+                if self.is_test_run(call) {
+                    if output.is_error {
+                        output.content = test_output::condense(&output.content);
+                    } else {
+                        // Small models re-run green tests until told: say what green means.
+                        output.content.push_str(TESTS_PASS);
+                    }
                 }
                 self.emit(
                     sink,

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use keel_llm::{ToolProtocol, calls, parse_lenient_json};
 use keel_protocol::{Event, Message, ToolCall};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, PendingCall, Response, Session, stream};
-use crate::repair;
+use crate::{code_blocks, repair};
 
 impl Session {
     pub(super) fn new_call_id(&mut self) -> String {
@@ -107,6 +107,65 @@ impl Session {
             });
         }
         (parsed.prose, pending)
+    }
+
+    /// The `write` calls a reply without calls stands for when its code blocks can be
+    /// placed (see [`code_blocks`]); the reply is rewritten with them in the canonical
+    /// form and `prose` loses the blocks. Empty when no block could be placed.
+    pub(super) fn calls_of_blocks(
+        &mut self,
+        agent: &Agent,
+        response: &mut Response,
+        prose: &mut String,
+    ) -> Vec<PendingCall> {
+        let (edits, rest) = code_blocks::edits(self.tool_ctx.workspace.root(), prose);
+        if edits.is_empty() {
+            return Vec::new();
+        }
+        let parsed: Vec<_> = edits
+            .into_iter()
+            .map(|edit| {
+                // keel read the file to place the block: a whole write of it is no blind
+                // overwrite.
+                if let Ok(resolved) = self.tool_ctx.workspace.resolve(&edit.path) {
+                    self.tool_ctx.mark_read(&resolved);
+                }
+                calls::ParsedCall {
+                    name: "write".into(),
+                    arguments: json!({"path": edit.path, "content": edit.content}),
+                }
+            })
+            .collect();
+        let mut pending = Vec::new();
+        if agent.protocol == ToolProtocol::Native {
+            response.text = rest.clone();
+            for call in parsed {
+                let id = self.new_call_id();
+                response.native_calls.push(ToolCall {
+                    id: id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                });
+                pending.push(PendingCall {
+                    id,
+                    name: call.name,
+                    arguments: Ok(call.arguments),
+                });
+            }
+        } else {
+            let wrapped: Vec<_> = parsed.iter().cloned().map(Ok).collect();
+            response.text = calls::render_reply(agent.protocol, &rest, &wrapped);
+            for call in parsed {
+                let id = self.new_call_id();
+                pending.push(PendingCall {
+                    id,
+                    name: call.name,
+                    arguments: Ok(call.arguments),
+                });
+            }
+        }
+        *prose = rest;
+        pending
     }
 
     /// Sends each malformed call written in the text back as a request constrained to

@@ -107,7 +107,11 @@ impl Session {
             if agent.protocol.is_text() && agent.model.info().constraint.is_some() {
                 self.repair_calls(agent, &mut response, sink, cancel).await;
             }
-            let (prose, calls) = self.calls_of(agent, &mut response);
+            let (mut prose, mut calls) = self.calls_of(agent, &mut response);
+            if calls.is_empty() && wants_work && agent.tools.get("write").is_some() {
+                // "Here's the updated code:" and a block: the model's own way of editing.
+                calls = self.calls_of_blocks(agent, &mut response, &mut prose);
+            }
             self.emit(
                 sink,
                 Event::Assistant {

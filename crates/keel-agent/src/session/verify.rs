@@ -5,6 +5,7 @@ use keel_tools::exec;
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, Session};
+use crate::test_output;
 
 pub(super) enum Verification {
     Passed,
@@ -18,6 +19,18 @@ const START_TESTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// Output of that run shown in the context (its tail, where the failures are).
 const START_TESTS_OUTPUT: usize = 3000;
 
+/// The last `max` bytes of `text` (at a character boundary), marked when cut.
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[… output cut]\n{}", &text[start..])
+}
+
 impl Session {
     /// The project's tests run once before the first request of a task, for the
     /// context: a small model that sees which assertion fails (`assert -1 == 5`, where
@@ -28,14 +41,15 @@ impl Session {
             return String::new();
         };
         let shell = exec::shell(&command, self.tool_ctx.workspace.root());
-        match exec::run(shell, START_TESTS_TIMEOUT, START_TESTS_OUTPUT, cancel).await {
+        let limit = agent.config.limits.output_bytes;
+        match exec::run(shell, START_TESTS_TIMEOUT, limit, cancel).await {
             Ok(result) if result.success() => {
                 format!("\nThe tests pass at the start (`{command}`).\n")
             }
             Ok(result) if result.ending == exec::Ending::Exited => format!(
                 "\nThe tests fail at the start (`{command}`, exit code {}):\n{}\n",
                 result.exit_code.map_or("none".into(), |c| c.to_string()),
-                result.output.trim_end()
+                tail(&test_output::condense(&result.output), START_TESTS_OUTPUT).trim_end()
             ),
             _ => String::new(),
         }
@@ -103,7 +117,7 @@ impl Session {
         };
         Verification::Failed(format!(
             "You said you are done, but the tests fail (`{command}`, {how}):\n{}\nFix the code so the tests pass, then finish again.",
-            result.output.trim_end()
+            test_output::condense(&result.output).trim_end()
         ))
     }
 }

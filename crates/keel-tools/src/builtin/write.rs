@@ -43,6 +43,12 @@ impl TypedTool for Write {
                 "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
             )));
         }
+        if existed && std::fs::read(&path).is_ok_and(|old| old == args.content.as_bytes()) {
+            ctx.mark_read(&path);
+            return Ok(format!(
+                "{shown} already had exactly this content: nothing changed"
+            ));
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::io("cannot create directory", parent, e))?;

@@ -1,0 +1,175 @@
+//! Test-runner output condensed for the model. A red pytest run of an exercise lists
+//! every failing test with its traceback: 3,000+ tokens that a small model prefills at
+//! ~40 tokens/s and then gets lost in. The first failures in full, the one-line summary
+//! of each other one and the totals say the same thing in a fraction of the tokens.
+
+/// Failure sections kept whole.
+const SECTIONS_KEPT: usize = 2;
+/// Lines kept of each kept section: its head (the test) and its tail (where the error
+/// is — a collection error's traceback starts in pytest's own code).
+const SECTION_HEAD: usize = 10;
+const SECTION_TAIL: usize = 20;
+const SECTION_LINES: usize = SECTION_HEAD + SECTION_TAIL;
+/// Lines kept of the short summary.
+const SUMMARY_LINES: usize = 15;
+
+/// The output condensed when it is a pytest report with more failures than
+/// [`SECTIONS_KEPT`] (or overlong ones); any other output unchanged.
+pub fn condense(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let Some(start) = lines
+        .iter()
+        .position(|l| is_banner(l, "FAILURES"))
+        .or_else(|| lines.iter().position(|l| is_banner(l, "ERRORS")))
+    else {
+        return output.to_string();
+    };
+    // Where the detailed sections end: the next `=== … ===` banner.
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("===") && l.ends_with("==="))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let sections = split_sections(&lines[start + 1..end]);
+    let overlong = sections.iter().any(|s| s.len() > SECTION_LINES);
+    if sections.len() <= SECTIONS_KEPT && !overlong {
+        return output.to_string();
+    }
+    let mut kept: Vec<String> = lines[..=start].iter().map(|l| l.to_string()).collect();
+    for section in sections.iter().take(SECTIONS_KEPT) {
+        if section.len() > SECTION_LINES {
+            kept.extend(section[..SECTION_HEAD].iter().map(|l| l.to_string()));
+            kept.push(format!(
+                "[… {} lines of this failure left out]",
+                section.len() - SECTION_LINES
+            ));
+            kept.extend(
+                section[section.len() - SECTION_TAIL..]
+                    .iter()
+                    .map(|l| l.to_string()),
+            );
+        } else {
+            kept.extend(section.iter().map(|l| l.to_string()));
+        }
+    }
+    if sections.len() > SECTIONS_KEPT {
+        kept.push(format!(
+            "[… {} more failing tests; each is listed below]",
+            sections.len() - SECTIONS_KEPT
+        ));
+    }
+    // The rest: the short summary (capped) and the totals.
+    let rest = &lines[end..];
+    let mut in_summary = false;
+    let mut summary_lines = 0;
+    let mut dropped = 0;
+    for line in rest {
+        if line.starts_with("===") {
+            in_summary = line.contains("short test summary");
+            if dropped > 0 {
+                kept.push(format!("[… {dropped} more]"));
+                dropped = 0;
+            }
+            kept.push(line.to_string());
+            continue;
+        }
+        if in_summary && (line.starts_with("FAILED ") || line.starts_with("ERROR ")) {
+            summary_lines += 1;
+            if summary_lines > SUMMARY_LINES {
+                dropped += 1;
+                continue;
+            }
+        }
+        if dropped > 0 {
+            kept.push(format!("[… {dropped} more]"));
+            dropped = 0;
+        }
+        kept.push(line.to_string());
+    }
+    if dropped > 0 {
+        kept.push(format!("[… {dropped} more]"));
+    }
+    let mut condensed = kept.join("\n");
+    if output.ends_with('\n') {
+        condensed.push('\n');
+    }
+    condensed
+}
+
+/// `=== FAILURES ===` and the like.
+fn is_banner(line: &str, title: &str) -> bool {
+    line.starts_with('=') && line.trim_matches('=').trim() == title
+}
+
+/// The failure sections, each starting at its `____ name ____` line.
+fn split_sections<'a>(lines: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let mut sections: Vec<Vec<&str>> = Vec::new();
+    for &line in lines {
+        let header = line.starts_with("___") && line.ends_with("___") && line.len() > 6;
+        match sections.last_mut() {
+            Some(section) if !header => section.push(line),
+            _ => sections.push(vec![line]),
+        }
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(failures: usize) -> String {
+        let mut out = String::from("F".repeat(failures) + "   [100%]\n");
+        out.push_str(
+            "=================================== FAILURES ===================================\n",
+        );
+        for i in 0..failures {
+            out.push_str(&format!("_____________ T.test_{i} _____________\n\nself = <T>\n\n    def test_{i}(self):\n>       self.assertEqual(f({i}), {i})\nE       AssertionError: 0 != {i}\n\nx_test.py:{i}: AssertionError\n"));
+        }
+        out.push_str(
+            "=========================== short test summary info ============================\n",
+        );
+        for i in 0..failures {
+            out.push_str(&format!(
+                "FAILED x_test.py::T::test_{i} - AssertionError: 0 != {i}\n"
+            ));
+        }
+        out.push_str(&format!("{failures} failed in 0.05s\n"));
+        out
+    }
+
+    #[test]
+    fn a_short_report_is_kept_whole() {
+        let out = report(2);
+        assert_eq!(condense(&out), out);
+        assert_eq!(condense("all good\n"), "all good\n");
+    }
+
+    #[test]
+    fn a_long_report_keeps_two_failures_the_summary_and_the_totals() {
+        let out = report(20);
+        let short = condense(&out);
+        assert!(short.len() * 3 < out.len(), "{short}");
+        assert!(short.contains("def test_0(self)") && short.contains("def test_1(self)"));
+        assert!(!short.contains("def test_2(self)"));
+        assert!(short.contains("[… 18 more failing tests; each is listed below]"));
+        assert!(short.contains("FAILED x_test.py::T::test_14 "));
+        assert!(!short.contains("FAILED x_test.py::T::test_15 "));
+        assert!(short.contains("[… 5 more]"));
+        assert!(short.ends_with("20 failed in 0.05s\n"));
+    }
+
+    #[test]
+    fn an_overlong_collection_error_is_cut() {
+        let mut out = String::from("=== ERRORS ===\n___ ERROR collecting x_test.py ___\n");
+        for i in 0..100 {
+            out.push_str(&format!("line {i}\n"));
+        }
+        out.push_str("=== 1 error in 0.1s ===\n");
+        let short = condense(&out);
+        assert!(short.contains("line 8\n") && !short.contains("line 9\n"));
+        assert!(short.contains("[… 71 lines of this failure left out]"));
+        assert!(short.contains("line 80\n") && short.contains("line 99\n"));
+        assert!(!short.contains("line 79\n"));
+        assert!(short.ends_with("=== 1 error in 0.1s ===\n"));
+    }
+}

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use keel_llm::ProtocolChoice;
 use keel_tools::Limits;
+use keel_tools::sandbox::SandboxConfig;
 
 /// How the loop behaves. Built by the front end from layered configuration.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct AgentConfig {
     pub limits: Limits,
     /// Completion-token cap per model request, when the backend honours one.
     pub max_tokens: Option<u32>,
+    /// Where `bash`, `git` and the test command run.
+    pub sandbox: SandboxConfig,
 }
 
 impl Default for AgentConfig {
@@ -31,6 +34,7 @@ impl Default for AgentConfig {
             test_timeout: Duration::from_secs(600),
             limits: Limits::default(),
             max_tokens: None,
+            sandbox: SandboxConfig::default(),
         }
     }
 }

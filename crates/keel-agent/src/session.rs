@@ -91,6 +91,11 @@ impl Agent {
         agent
     }
 
+    /// The configuration the agent was made with.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
     /// The model this agent talks to.
     pub fn model(&self) -> &dyn ModelClient {
         self.model.as_ref()
@@ -175,7 +180,12 @@ impl Session {
         let test_command = agent.test_command(workspace.root());
         let id = uuid::Uuid::now_v7().to_string();
         let mut session = Self {
-            tool_ctx: ToolContext::new(workspace, agent.config.limits.clone()).with_session(&id),
+            tool_ctx: ToolContext::with_sandbox(
+                workspace,
+                agent.config.limits.clone(),
+                &agent.config.sandbox,
+            )
+            .with_session(&id),
             id,
             test_command,
             events: Vec::new(),
@@ -205,8 +215,12 @@ impl Session {
             return Err(ResumeError::NoSessionEvent);
         };
         let test_command = agent.test_command(workspace.root());
-        let tool_ctx =
-            ToolContext::new(workspace, agent.config.limits.clone()).with_session(session_id);
+        let tool_ctx = ToolContext::with_sandbox(
+            workspace,
+            agent.config.limits.clone(),
+            &agent.config.sandbox,
+        )
+        .with_session(session_id);
         let mut calls = std::collections::HashMap::new();
         let mut pending: Vec<(String, String)> = Vec::new();
         for event in &events {

@@ -13,7 +13,11 @@ pub async fn call(args: ToolArgs) -> Result<u8> {
     let arguments: serde_json::Value =
         serde_json::from_str(&args.arguments).context("the arguments are not a JSON object")?;
     let settings = config::load(&dir, Layer::default())?;
-    let ctx = ToolContext::new(settings.workspace, settings.agent.limits);
+    let ctx = ToolContext::with_sandbox(
+        settings.workspace,
+        settings.agent.limits,
+        &settings.agent.sandbox,
+    );
     let cancel = CancellationToken::new();
     let output = ToolRegistry::builtin()
         .call(&ctx, &args.name, arguments, &cancel)

@@ -154,7 +154,7 @@ fn a_killed_run_loses_no_event_and_resumes_as_interrupted() {
     let env = Env::new(&[("src/auth.py", AUTH)]);
     let script = env.script("s.jsonl", &[
         json!({"content": format!("Looking.\n{}", call("read", json!({"path": "src/auth.py"})))}),
-        json!({"content": call("bash", json!({"command": "echo $$ > shell.pid; echo working; sleep 300"}))}),
+        json!({"content": call("bash", json!({"command": "echo started > shell.pid; echo working; sleep 302.5"}))}),
     ]);
     let mut child = env
         .keel()
@@ -181,9 +181,8 @@ fn a_killed_run_loses_no_event_and_resumes_as_interrupted() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-    }
+    // Nothing the killed keel was running outlives it.
+    assert!(gone("sleep 302.5"), "{:?}", running("sleep 302.5"));
 
     assert_eq!(integrity(&env.db()), "ok");
     let id = seen[0]["session_id"].as_str().unwrap().to_string();
@@ -275,4 +274,37 @@ fn a_corrupt_store_is_a_clear_error() {
         "{message}"
     );
     assert_eq!(std::fs::read(env.db()).unwrap(), vec![b'x'; 4096]);
+}
+
+/// Host processes whose command line holds `marker` (pids inside the sandbox are
+/// namespaced, so tests find their processes by what they run).
+fn running(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z');
+        if cmdline.contains(marker) && !zombie {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits up to 10 s for every process holding `marker` to be gone.
+fn gone(marker: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !running(marker).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    running(marker).is_empty()
 }

@@ -60,11 +60,12 @@ impl KeelMcpServer {
         let mut listed: Vec<Tool> = tools.specs().iter().map(mcp_tool).collect();
         listed.push(mcp_tool(&task_spec()));
         listed.sort_by(|a, b| a.name.cmp(&b.name));
+        let ctx = ToolContext::with_sandbox(workspace.clone(), limits, &agent.config().sandbox);
         Self {
             inner: Arc::new(Inner {
                 agent,
                 store,
-                ctx: ToolContext::new(workspace.clone(), limits),
+                ctx,
                 workspace,
                 tools,
                 listed,

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use keel_sandbox::{Sandbox, SandboxConfig};
+
 use crate::Workspace;
 
 /// Limits applied by the built-in tools.
@@ -45,15 +47,25 @@ pub struct ToolContext {
     pub limits: Limits,
     /// The session the calls belong to, when there is one.
     pub session_id: Option<String>,
+    /// Where `bash`, `git` and the test command run.
+    pub sandbox: Sandbox,
     read_files: Mutex<HashSet<PathBuf>>,
 }
 
 impl ToolContext {
+    /// A context with the default sandbox (workspace writable, no network).
     pub fn new(workspace: Workspace, limits: Limits) -> Self {
+        Self::with_sandbox(workspace, limits, &SandboxConfig::default())
+    }
+
+    /// A context whose commands run under `sandbox` settings.
+    pub fn with_sandbox(workspace: Workspace, limits: Limits, sandbox: &SandboxConfig) -> Self {
+        let sandbox = Sandbox::for_workspace(sandbox, workspace.root(), workspace.extra_roots());
         Self {
             workspace,
             limits,
             session_id: None,
+            sandbox,
             read_files: Mutex::new(HashSet::new()),
         }
     }

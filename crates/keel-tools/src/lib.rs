@@ -4,6 +4,7 @@
 //! Every tool failure is a [`ToolOutput`] with `is_error` set and a message written
 //! for the model; nothing here panics or prints on bad input.
 
+mod beneath;
 mod builtin;
 mod context;
 mod error;
@@ -15,6 +16,7 @@ mod workspace;
 
 pub use context::{Limits, ToolContext};
 pub use error::ToolError;
+pub use keel_sandbox as sandbox;
 pub use output::CappedOutput;
 pub use registry::ToolRegistry;
 pub use tool::{Tool, ToolOutput, TypedTool, signature, typed};

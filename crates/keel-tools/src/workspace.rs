@@ -52,6 +52,54 @@ impl Workspace {
         }
     }
 
+    /// Opens a path [`Workspace::resolve`] returned for reading, beneath the root that
+    /// holds it: a symlink swapped in since the check cannot lead the open outside.
+    pub fn open_read(&self, resolved: &Path) -> std::io::Result<std::fs::File> {
+        let (root, relative) = self.split(resolved)?;
+        crate::beneath::open(root, relative, libc::O_RDONLY)
+    }
+
+    /// Opens a resolved path for writing (created or truncated), beneath its root.
+    pub fn open_write(&self, resolved: &Path) -> std::io::Result<std::fs::File> {
+        let (root, relative) = self.split(resolved)?;
+        crate::beneath::open(
+            root,
+            relative,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+        )
+    }
+
+    /// Whether a resolved path is one a file tool may not write: inside `.git` or
+    /// `.keel` of the workspace or an allowed root (what runs next — hooks, git and
+    /// keel configuration — is not the agent's to plant).
+    pub fn is_protected(&self, resolved: &Path) -> bool {
+        std::iter::once(&self.root)
+            .chain(&self.extra_roots)
+            .any(|root| {
+                [".git", ".keel"]
+                    .iter()
+                    .any(|name| resolved.starts_with(root.join(name)))
+            })
+    }
+
+    fn split<'a>(&'a self, resolved: &'a Path) -> std::io::Result<(&'a Path, &'a Path)> {
+        std::iter::once(&self.root)
+            .chain(&self.extra_roots)
+            .filter_map(|root| Some((root.as_path(), resolved.strip_prefix(root).ok()?)))
+            .max_by_key(|(root, _)| root.as_os_str().len())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the path is outside the workspace",
+                )
+            })
+    }
+
+    /// The roots allowed besides the workspace (canonical).
+    pub fn extra_roots(&self) -> &[PathBuf] {
+        &self.extra_roots
+    }
+
     pub fn contains(&self, resolved: &Path) -> bool {
         resolved.starts_with(&self.root) || self.extra_roots.iter().any(|r| resolved.starts_with(r))
     }

@@ -511,16 +511,37 @@ async fn bash_runs_in_the_root_and_reports_the_exit_code() {
     assert_eq!(out, "out\nerr\n[exit code 4]");
 }
 
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
+/// Host processes whose command line holds `marker` (pids inside the sandbox are
+/// namespaced, so tests find their processes by what they run).
+fn running(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
             .rsplit(')')
             .next()
             .unwrap_or("")
             .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
+            .starts_with('Z');
+        if cmdline.contains(marker) && !zombie {
+            found.push(pid);
+        }
     }
+    found
+}
+
+/// Waits up to 10 s for every process holding `marker` to be gone.
+fn gone(marker: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !running(marker).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    running(marker).is_empty()
 }
 
 #[tokio::test]
@@ -529,24 +550,14 @@ async fn bash_timeout_kills_the_whole_process_group() {
     let out = f
         .err(
             "bash",
-            json!({"command": "bash -c 'sleep 300 & echo $! > grandchild.pid; wait' ; echo never", "timeout": 1}),
+            json!({"command": "bash -c 'sleep 303.5 & setsid sleep 303.75 & wait' ; echo never", "timeout": 1}),
         )
         .await;
     assert!(out.contains("timed out after 1 s"), "{out}");
     assert!(!out.contains("never"));
-    let pid: u32 = std::fs::read_to_string(f.path("grandchild.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while alive(pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !alive(pid),
-        "the grandchild sleep {pid} survived the timeout"
-    );
+    // The grandchild, and the one in its own session, are gone.
+    assert!(gone("sleep 303.5"), "{:?}", running("sleep 303.5"));
+    assert!(gone("sleep 303.75"), "{:?}", running("sleep 303.75"));
 }
 
 #[tokio::test]

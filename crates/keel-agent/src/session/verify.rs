@@ -40,7 +40,13 @@ impl Session {
         let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
             return String::new();
         };
-        let shell = exec::shell(&command, self.tool_ctx.workspace.root());
+        let Ok(shell) = self
+            .tool_ctx
+            .sandbox
+            .shell(&command, self.tool_ctx.workspace.root())
+        else {
+            return String::new();
+        };
         let limit = agent.config.limits.output_bytes;
         match exec::run(shell, START_TESTS_TIMEOUT, limit, cancel).await {
             Ok(result) if result.success() => {
@@ -64,14 +70,23 @@ impl Session {
         let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
             return Verification::NotRun;
         };
-        let shell = exec::shell(&command, self.tool_ctx.workspace.root());
-        let result = exec::run(
-            shell,
-            agent.config.test_timeout,
-            agent.config.limits.output_bytes,
-            cancel,
-        )
-        .await;
+        // The test command is the project's code: it runs in the sandbox like `bash`.
+        let result = match self
+            .tool_ctx
+            .sandbox
+            .shell(&command, self.tool_ctx.workspace.root())
+        {
+            Ok(shell) => {
+                exec::run(
+                    shell,
+                    agent.config.test_timeout,
+                    agent.config.limits.output_bytes,
+                    cancel,
+                )
+                .await
+            }
+            Err(refused) => Err(std::io::Error::other(refused.to_string())),
+        };
         let result = match result {
             Ok(result) => result,
             Err(e) => {

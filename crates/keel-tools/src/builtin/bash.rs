@@ -55,7 +55,10 @@ impl TypedTool for Bash {
             }
             Some(secs) => Duration::from_secs(secs),
         };
-        let command = exec::shell(&args.command, ctx.workspace.root());
+        let command = ctx
+            .sandbox
+            .shell(&args.command, ctx.workspace.root())
+            .map_err(|e| ToolError::Refused(e.to_string()))?;
         let result = exec::run(command, timeout, limits.output_bytes, cancel)
             .await
             .map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
@@ -65,7 +68,9 @@ impl TypedTool for Bash {
             text.push('\n');
         }
         if result.killed_background {
-            text.push_str("[background processes that kept the output open were stopped; redirect their output (cmd > log 2>&1 &) to keep them running]\n");
+            text.push_str(
+                "[background processes were stopped: nothing a command starts outlives its call]\n",
+            );
         }
         match result.ending {
             Ending::TimedOut => Err(ToolError::Failed(format!(

@@ -54,6 +54,9 @@ impl TypedTool for Edit {
         }
         let path = ctx.workspace.resolve(&args.path)?;
         let shown = ctx.workspace.display(&path);
+        if ctx.workspace.is_protected(&path) {
+            return Err(super::protected(&shown));
+        }
         let content = read_text(ctx, &path)?;
         let (old, new) = if content.contains("\r\n") && !args.old_string.contains("\r\n") {
             (
@@ -100,7 +103,10 @@ impl TypedTool for Edit {
         updated.push_str(&content[..replacement.start]);
         updated.push_str(&replacement.text);
         updated.push_str(&content[replacement.end..]);
-        std::fs::write(&path, &updated).map_err(|e| ToolError::io("cannot write", &shown, e))?;
+        ctx.workspace
+            .open_write(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, updated.as_bytes()))
+            .map_err(|e| ToolError::io("cannot write", &shown, e))?;
         ctx.mark_read(&path);
 
         let first = line_of(&updated, replacement.start);

@@ -54,13 +54,24 @@ pub(crate) fn not_found(ctx: &crate::ToolContext, resolved: &std::path::Path) ->
     crate::ToolError::Failed(message)
 }
 
+/// The refusal of a write into `.git` or `.keel`.
+pub(crate) fn protected(shown: &str) -> crate::ToolError {
+    crate::ToolError::Refused(format!(
+        "refused: {shown} is inside .git or .keel, which the agent may not change (hooks and configuration there run later)"
+    ))
+}
+
 /// Reads a text file for modification: refuses directories and binary content.
 pub(crate) fn read_text(
     ctx: &crate::ToolContext,
     resolved: &std::path::Path,
 ) -> Result<String, crate::ToolError> {
     let shown = ctx.workspace.display(resolved);
-    let bytes = match std::fs::read(resolved) {
+    let read = ctx.workspace.open_read(resolved).and_then(|mut file| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+    });
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(ctx, resolved)),
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {

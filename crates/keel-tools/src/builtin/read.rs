@@ -62,8 +62,10 @@ impl TypedTool for Read {
                 ctx.limits.read_max_bytes
             )));
         }
-        let file =
-            std::fs::File::open(&path).map_err(|e| ToolError::io("cannot read", &shown, e))?;
+        let file = ctx
+            .workspace
+            .open_read(&path)
+            .map_err(|e| ToolError::io("cannot read", &shown, e))?;
         let mut reader = BufReader::new(file);
         let start = reader
             .fill_buf()

@@ -31,6 +31,9 @@ impl TypedTool for Write {
     ) -> Result<String, ToolError> {
         let path = ctx.workspace.resolve(&args.path)?;
         let shown = ctx.workspace.display(&path);
+        if ctx.workspace.is_protected(&path) {
+            return Err(super::protected(&shown));
+        }
         let existed = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 return Err(ToolError::Refused(format!("{shown} is a directory")));
@@ -43,7 +46,9 @@ impl TypedTool for Write {
                 "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
             )));
         }
-        if existed && std::fs::read(&path).is_ok_and(|old| old == args.content.as_bytes()) {
+        let unchanged =
+            existed && super::read_text(ctx, &path).is_ok_and(|old| old == args.content);
+        if unchanged {
             ctx.mark_read(&path);
             return Ok(format!(
                 "{shown} already had exactly this content: nothing changed"
@@ -53,7 +58,9 @@ impl TypedTool for Write {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::io("cannot create directory", parent, e))?;
         }
-        std::fs::write(&path, &args.content)
+        ctx.workspace
+            .open_write(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, args.content.as_bytes()))
             .map_err(|e| ToolError::io("cannot write", &shown, e))?;
         ctx.mark_read(&path);
         let lines = args.content.lines().count();

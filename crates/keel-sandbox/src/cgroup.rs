@@ -1,0 +1,87 @@
+//! A pids cgroup for the commands of one sandbox, where the host lets keel make one:
+//! root ignores RLIMIT_NPROC, so a fork bomb run as root is held only by `pids.max`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Where a pids controller can be written: cgroup v2 with `pids` enabled for its
+/// children, else the v1 `pids` hierarchy.
+fn parent() -> Option<PathBuf> {
+    let v2 = Path::new("/sys/fs/cgroup");
+    if std::fs::read_to_string(v2.join("cgroup.subtree_control"))
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"))
+    {
+        return Some(v2.to_path_buf());
+    }
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    v1.join("cgroup.procs").exists().then(|| v1.to_path_buf())
+}
+
+#[derive(Debug)]
+pub(crate) struct PidsCgroup {
+    dir: PathBuf,
+    procs: OwnedFd,
+}
+
+impl PidsCgroup {
+    /// A new cgroup limited to `max` processes, or `None` where keel may not make one.
+    pub(crate) fn create(max: u64) -> Option<Self> {
+        let dir = parent()?.join(format!(
+            "keel-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&dir).ok()?;
+        let made = std::fs::write(dir.join("pids.max"), max.to_string()).is_ok();
+        let procs = made
+            .then(|| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("cgroup.procs"))
+                    .ok()
+            })
+            .flatten();
+        match procs {
+            Some(file) => Some(Self {
+                dir,
+                procs: file.into(),
+            }),
+            None => {
+                let _ = std::fs::remove_dir(&dir);
+                None
+            }
+        }
+    }
+
+    /// The descriptor a child writes `0` into to join (in `pre_exec`).
+    pub(crate) fn procs_fd(&self) -> i32 {
+        self.procs.as_raw_fd()
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Whatever is left is killed, then the cgroup removed.
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        if let Ok(path) = CString::new(self.dir.as_os_str().as_encoded_bytes()) {
+            for _ in 0..50 {
+                // SAFETY: a valid NUL-terminated path.
+                if unsafe { libc::rmdir(path.as_ptr()) } == 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}

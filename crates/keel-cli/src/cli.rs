@@ -39,6 +39,23 @@ pub enum Command {
     /// report how the agent did: pass/fail with the original tests restored, outcome,
     /// iterations, calls, tokens, time. `--compare A B` puts two saved runs side by side.
     Eval(EvalArgs),
+    /// Trust a directory's own configuration (`.keel/config.toml`): until then it may
+    /// only set harmless keys. `--list` shows the trusted directories, `--revoke DIR`
+    /// forgets one. A changed configuration is untrusted again.
+    Trust(TrustArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrustArgs {
+    /// The directory to trust (default: the current one).
+    #[arg(value_name = "DIR", conflicts_with_all = ["list", "revoke"])]
+    pub dir: Option<PathBuf>,
+    /// List the trusted directories.
+    #[arg(long)]
+    pub list: bool,
+    /// Stop trusting this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "list")]
+    pub revoke: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -9,11 +9,14 @@ use keel_agent::AgentConfig;
 use keel_llm::{ConnectOptions, ProtocolChoice};
 use keel_mcp::{RawServer, ServerConfig};
 use keel_tools::Workspace;
+use keel_tools::sandbox::{SandboxConfig, SandboxMode};
+
+use crate::trust::{self, Ask, PROJECT_CONFIG, TrustStore};
 use serde::Deserialize;
 
 /// One layer; every field optional so layers can be merged. Unknown keys are
 /// ignored, so a config written for a newer keel still loads.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct Layer {
     pub model: Option<String>,
     pub max_iterations: Option<u32>,
@@ -41,6 +44,36 @@ pub struct Layer {
     pub engine: Option<EngineLayer>,
     /// MCP servers whose tools the agent gets.
     pub mcp: Option<McpLayer>,
+    /// How commands run for the model.
+    pub sandbox: Option<SandboxLayer>,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxLayer {
+    /// `workspace-write` (default), `read-only` or `off`.
+    pub mode: Option<String>,
+    /// Whether commands may use the network (default false).
+    pub network: Option<bool>,
+    /// More directories commands may write.
+    pub writable_roots: Option<Vec<PathBuf>>,
+    /// Writable private memory per process, MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes at once.
+    pub max_processes: Option<u64>,
+}
+
+impl SandboxLayer {
+    fn over(self, base: SandboxLayer) -> SandboxLayer {
+        SandboxLayer {
+            mode: self.mode.or(base.mode),
+            network: self.network.or(base.network),
+            writable_roots: self.writable_roots.or(base.writable_roots),
+            memory_mb: self.memory_mb.or(base.memory_mb),
+            max_processes: self.max_processes.or(base.max_processes),
+        }
+    }
 }
 
 /// `[mcp]`: `[[mcp.servers]]` tables, and `files` in the `mcpServers` JSON shape other
@@ -190,7 +223,46 @@ impl Layer {
                 (Some(top), Some(base)) => Some(top.over(base)),
                 (top, base) => top.or(base),
             },
+            sandbox: match (self.sandbox, base.sandbox) {
+                (Some(top), Some(base)) => Some(top.over(base)),
+                (top, base) => top.or(base),
+            },
         }
+    }
+
+    /// The layer as an untrusted project may set it: the keys that start a process,
+    /// name a network address, read an environment variable, widen file access,
+    /// loosen the sandbox or switch verification off are dropped; their names.
+    pub fn untrusted(self) -> (Layer, Vec<&'static str>) {
+        let mut ignored = Vec::new();
+        let mut note = |present: bool, name: &'static str| {
+            if present {
+                ignored.push(name);
+            }
+        };
+        note(self.model.is_some(), "model");
+        note(self.test_command.is_some(), "test_command");
+        note(self.verify.is_some(), "verify");
+        note(self.allowed_roots.is_some(), "allowed_roots");
+        note(self.api_key.is_some(), "api_key");
+        note(self.mcp.is_some(), "mcp");
+        note(self.sandbox.is_some(), "sandbox");
+        let harmless = Layer {
+            max_iterations: self.max_iterations,
+            tool_protocol: self.tool_protocol,
+            test_timeout_secs: self.test_timeout_secs,
+            bash_timeout_secs: self.bash_timeout_secs,
+            bash_max_timeout_secs: self.bash_max_timeout_secs,
+            tool_output_bytes: self.tool_output_bytes,
+            max_tokens: self.max_tokens,
+            context_window: self.context_window,
+            request_timeout_secs: self.request_timeout_secs,
+            load_timeout_secs: self.load_timeout_secs,
+            doctor: self.doctor,
+            engine: self.engine,
+            ..Layer::default()
+        };
+        (harmless, ignored)
     }
 
     fn from_file(path: &Path) -> Result<Layer> {
@@ -262,6 +334,66 @@ pub fn keel_home() -> Option<PathBuf> {
     Some(base.join("keel"))
 }
 
+/// The project layer as far as it is trusted: whole when the directory is trusted with
+/// this configuration (or the user says so on the terminal), else its harmless keys,
+/// with one warning naming the others.
+fn trusted_part(workspace: &Path, project: Layer, ask: Ask) -> Layer {
+    let (harmless, risky) = project.clone().untrusted();
+    if risky.is_empty() {
+        return harmless;
+    }
+    let store = TrustStore::open().ok();
+    if store.as_ref().is_some_and(|s| s.is_trusted(workspace)) {
+        return project;
+    }
+    if ask == Ask::Terminal && trust::ask(workspace, &risky) {
+        if let Some(store) = &store {
+            if let Err(e) = store.trust(workspace) {
+                eprintln!("keel: could not record the trust: {e:#}");
+            }
+        }
+        return project;
+    }
+    eprintln!(
+        "keel: ignoring {} from the untrusted {} (settings that can run programs, reach the network or loosen keel's guards); run `keel trust {}` to allow them",
+        risky.join(", "),
+        workspace.join(PROJECT_CONFIG).display(),
+        workspace.display()
+    );
+    harmless
+}
+
+/// `[sandbox]` → the sandbox settings; keel's own data and configuration hidden.
+fn sandbox_config(layer: SandboxLayer) -> Result<SandboxConfig> {
+    let mut config = SandboxConfig::default();
+    if let Some(mode) = layer.mode {
+        config.mode = SandboxMode::parse(&mode).with_context(|| {
+            format!("invalid [sandbox] mode `{mode}`: use workspace-write, read-only or off")
+        })?;
+    }
+    config.network = layer.network.unwrap_or(false);
+    for root in layer.writable_roots.unwrap_or_default() {
+        let canonical = root
+            .canonicalize()
+            .with_context(|| format!("cannot use [sandbox] writable root {}", root.display()))?;
+        config.writable_roots.push(canonical);
+    }
+    if let Some(mb) = layer.memory_mb {
+        config.limits.memory_bytes = mb.saturating_mul(1 << 20);
+    }
+    if let Some(n) = layer.max_processes {
+        config.limits.processes = n.max(1);
+    }
+    config.hidden = [
+        keel_home(),
+        user_config_path().and_then(|p| p.parent().map(Path::to_path_buf)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(config)
+}
+
 /// The merged configuration of one run.
 pub struct Settings {
     pub model: Option<String>,
@@ -277,13 +409,21 @@ pub struct Settings {
     pub mcp: Vec<ServerConfig>,
 }
 
-/// The merged configuration for a workspace, with `flags` as the top layer.
+/// The merged configuration for a workspace, with `flags` as the top layer; an
+/// untrusted project configuration is never asked about (its risky keys are ignored).
 pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
+    load_asking(workspace, flags, Ask::Never)
+}
+
+/// [`load`], asking on the terminal about an untrusted project configuration when
+/// `ask` says so.
+pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings> {
     let user = match user_config_path() {
         Some(path) => Layer::from_file(&path)?,
         None => Layer::default(),
     };
-    let project = Layer::from_file(&workspace.join(".keel/config.toml"))?;
+    let project = Layer::from_file(&workspace.join(PROJECT_CONFIG))?;
+    let project = trusted_part(workspace, project, ask);
     let merged = flags.over(Layer::from_env()?.over(project.over(user)));
 
     let mut config = AgentConfig::default();
@@ -338,6 +478,8 @@ pub fn load(workspace: &Path, flags: Layer) -> Result<Settings> {
             .allow(&extra)
             .with_context(|| format!("cannot use allowed root {}", extra.display()))?;
     }
+    let sandbox = sandbox_config(merged.sandbox.unwrap_or_default())?;
+    config.sandbox = sandbox;
     Ok(Settings {
         model: merged.model,
         agent: config,

@@ -12,6 +12,7 @@ mod run;
 mod serve;
 mod sessions_cmd;
 mod tool_cmd;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Mcp(args) => mcp_cmd::run(args).await,
             Command::Eval(args) => eval_cmd::run(args).await,
+            Command::Trust(args) => trust::run(args),
         }
     });
     match result {

@@ -43,6 +43,8 @@ pub struct Transcript {
     user_messages: bool,
     /// Whether the cursor is at the start of a line.
     at_line_start: Mutex<bool>,
+    /// A line printed under the session header (how commands run).
+    note: Option<String>,
 }
 
 const RESULT_LINES: usize = 4;
@@ -54,7 +56,14 @@ impl Transcript {
             colour,
             user_messages: false,
             at_line_start: Mutex::new(true),
+            note: None,
         }
+    }
+
+    /// Prints `note` under the session header.
+    pub fn with_note(mut self, note: String) -> Self {
+        self.note = Some(note);
+        self
     }
 
     pub fn with_user_messages(mut self) -> Self {
@@ -145,10 +154,17 @@ impl EventSink for Transcript {
                 session_id,
                 model,
                 workspace,
-            } => self.line(&self.paint(
-                "2",
-                &format!("keel · session {session_id} · {model} · {workspace}"),
-            )),
+            } => {
+                self.line(&self.paint(
+                    "2",
+                    &format!("keel · session {session_id} · {model} · {workspace}"),
+                ));
+                if let Some(note) = &self.note {
+                    // An unsandboxed session says so loudly.
+                    let colour = if note.contains("OFF") { "1;31" } else { "2" };
+                    self.line(&self.paint(colour, note));
+                }
+            }
             Event::Delta { text } => self.write(text),
             Event::User { content } if self.user_messages => {
                 self.line(&self.paint("1", &format!("› {content}")))

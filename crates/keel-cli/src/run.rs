@@ -15,6 +15,7 @@ use crate::cli::RunArgs;
 use crate::config::{self, Layer, Settings};
 use crate::printer::{JsonLines, Tee, Transcript};
 use crate::sessions_cmd::open_store;
+use crate::trust::Ask;
 
 pub fn exit_code(outcome: Outcome) -> u8 {
     match outcome {
@@ -79,7 +80,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         verify: args.no_verify.then_some(false),
         ..Layer::default()
     };
-    let settings = config::load(&dir, flags)?;
+    let settings = config::load_asking(&dir, flags, Ask::Terminal)?;
     let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await? else {
         return Ok(exit_code(Outcome::Failed));
     };
@@ -88,7 +89,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let printer: Box<dyn EventSink> = if args.json {
         Box::new(JsonLines)
     } else {
-        Box::new(Transcript::new())
+        Box::new(Transcript::new().with_note(sandbox_line(&settings)))
     };
     // The store first: whatever was printed has been stored.
     let sink = Tee(vec![Box::new(StoreSink::new(store, session_id)), printer]);
@@ -112,6 +113,16 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let summary = session.run_turn(&agent, &args.task, &sink, &cancel).await;
     mcp.shutdown().await;
     Ok(exit_code(summary.outcome))
+}
+
+/// How the session's commands run, for the transcript header.
+pub fn sandbox_line(settings: &Settings) -> String {
+    keel_tools::sandbox::Sandbox::for_workspace(
+        &settings.agent.sandbox,
+        settings.workspace.root(),
+        settings.workspace.extra_roots(),
+    )
+    .describe()
 }
 
 /// What `keel run`, `keel serve` and `keel mcp` work with.

@@ -1,7 +1,7 @@
 //! The facts about the host the bubblewrap arguments depend on, gathered once so that
 //! [`crate::bwrap_args`] stays a pure function.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Places under `/` whose content is private to the user or the machine's services and
 /// is hidden (an empty tmpfs) unless a rule below exposes part of it.
@@ -35,10 +35,9 @@ impl Layout {
             .map(PathBuf::from)
             .filter(|p| p.is_dir() && !p.is_symlink())
             .collect();
-        let home = std::env::var_os("HOME").map(PathBuf::from);
         let path = std::env::var_os("PATH").unwrap_or_default();
         let entries: Vec<PathBuf> = std::env::split_paths(&path).collect();
-        let toolchains = toolchains(&masked, home.as_deref(), &entries)
+        let toolchains = toolchains(&masked, &entries)
             .into_iter()
             .filter(|p| p.exists())
             .collect();
@@ -55,10 +54,11 @@ impl Layout {
     }
 }
 
-/// The directories to re-expose for the `PATH` entries that lie in a masked place:
-/// under the home directory the whole top-level tool directory (`~/.pyenv`,
-/// `~/.cargo` and `~/.rustup`), else the entry itself.
-fn toolchains(masked: &[PathBuf], home: Option<&Path>, path: &[PathBuf]) -> Vec<PathBuf> {
+/// The directories to re-expose for the `PATH` entries that lie in a masked place: the
+/// first hidden directory of the path below the masked place, whole (`~/.pyenv`,
+/// `~/.cargo` and its companion `~/.rustup`), except the shared ones (`~/.local`), of
+/// which only the entry itself; an entry without a hidden directory is exposed itself.
+fn toolchains(masked: &[PathBuf], path: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut add = |p: PathBuf| {
         if !out.iter().any(|o| p.starts_with(o)) {
@@ -67,27 +67,34 @@ fn toolchains(masked: &[PathBuf], home: Option<&Path>, path: &[PathBuf]) -> Vec<
         }
     };
     for entry in path.iter().filter(|e| e.is_absolute()) {
-        if !masked.iter().any(|m| entry.starts_with(m)) {
+        let Some(base) = masked.iter().find(|m| entry.starts_with(m)) else {
             continue;
+        };
+        let mut dir = base.clone();
+        let mut dot = None;
+        for component in entry.strip_prefix(base).unwrap_or(entry).components() {
+            dir.push(component);
+            let name = component.as_os_str().to_string_lossy();
+            if name.starts_with('.') {
+                dot = Some((dir.clone(), name.to_string()));
+                break;
+            }
         }
-        let top = home.and_then(|h| {
-            let rest = entry.strip_prefix(h).ok()?;
-            let first = rest.components().next()?.as_os_str().to_str()?.to_string();
-            Some((h.join(&first), first))
-        });
-        match top {
-            Some((_, first)) if SHARED_DOTDIRS.contains(&first.as_str()) => add(entry.clone()),
-            Some((dir, first)) if first.starts_with('.') => {
+        match dot {
+            Some((_, name)) if SHARED_DOTDIRS.contains(&name.as_str()) => add(entry.clone()),
+            Some((dir, name)) => {
                 for (tool, companions) in COMPANIONS {
-                    if first == *tool {
-                        for companion in *companions {
-                            add(home.map(|h| h.join(companion)).unwrap_or_default());
+                    if name == *tool {
+                        if let Some(parent) = dir.parent() {
+                            for companion in *companions {
+                                add(parent.join(companion));
+                            }
                         }
                     }
                 }
                 add(dir);
             }
-            _ => add(entry.clone()),
+            None => add(entry.clone()),
         }
     }
     out
@@ -99,7 +106,11 @@ mod tests {
 
     #[test]
     fn toolchains_under_home_are_exposed_whole_others_by_entry() {
-        let masked = vec![PathBuf::from("/root"), PathBuf::from("/tmp")];
+        let masked = vec![
+            PathBuf::from("/root"),
+            PathBuf::from("/tmp"),
+            PathBuf::from("/home"),
+        ];
         let path: Vec<PathBuf> = [
             "/root/.pyenv/shims",
             "/root/.pyenv/bin",
@@ -109,11 +120,12 @@ mod tests {
             "/tmp/venv/bin",
             "relative/bin",
             "/root/bin",
+            "/home/ann/.nvm/versions/node/v22/bin",
         ]
         .iter()
         .map(PathBuf::from)
         .collect();
-        let got = toolchains(&masked, Some(Path::new("/root")), &path);
+        let got = toolchains(&masked, &path);
         let got: Vec<&str> = got.iter().map(|p| p.to_str().unwrap()).collect();
         assert_eq!(
             got,
@@ -123,7 +135,8 @@ mod tests {
                 "/root/.cargo",
                 "/root/.local/bin",
                 "/tmp/venv/bin",
-                "/root/bin"
+                "/root/bin",
+                "/home/ann/.nvm"
             ]
         );
     }

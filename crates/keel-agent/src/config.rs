@@ -4,6 +4,8 @@ use keel_llm::ProtocolChoice;
 use keel_tools::Limits;
 use keel_tools::sandbox::SandboxConfig;
 
+use crate::permissions::Rule;
+
 /// How the loop behaves. Built by the front end from layered configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -22,6 +24,8 @@ pub struct AgentConfig {
     pub max_tokens: Option<u32>,
     /// Where `bash`, `git` and the test command run.
     pub sandbox: SandboxConfig,
+    /// `[permissions]` rules, first match wins.
+    pub permission_rules: Vec<Rule>,
 }
 
 impl Default for AgentConfig {
@@ -35,6 +39,7 @@ impl Default for AgentConfig {
             limits: Limits::default(),
             max_tokens: None,
             sandbox: SandboxConfig::default(),
+            permission_rules: Vec::new(),
         }
     }
 }

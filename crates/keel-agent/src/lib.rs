@@ -8,6 +8,7 @@ mod context;
 mod detect;
 mod intent;
 mod memory;
+pub mod permissions;
 mod prompt;
 mod repair;
 mod session;

@@ -19,6 +19,7 @@ use keel_tools::{ToolContext, ToolRegistry, Workspace, typed};
 use serde_json::Value;
 
 use crate::memory::{Recall, Remember};
+use crate::permissions::{Approver, FixedApprover};
 use crate::repair;
 use crate::window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};
 use crate::{AgentConfig, detect_test_command, system_prompt};
@@ -62,6 +63,8 @@ pub struct Agent {
     tool_specs: Vec<ToolSpec>,
     /// Project memory (change log, facts, recall), when a store is attached.
     memory: Option<Arc<Store>>,
+    /// Decides the calls a permission says to ask about.
+    approver: Arc<dyn Approver>,
 }
 
 impl Agent {
@@ -77,7 +80,18 @@ impl Agent {
             system_prompt,
             tool_specs,
             memory: None,
+            approver: Arc::new(FixedApprover {
+                allow: false,
+                by: "no one to ask".into(),
+            }),
         }
+    }
+
+    /// Who decides the calls a permission says to ask about (default: nobody, so they
+    /// are refused).
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = approver;
+        self
     }
 
     /// Attaches project memory: the `remember` and `recall` tools, memories in the
@@ -88,6 +102,7 @@ impl Agent {
         tools.register(typed(Recall(Arc::clone(&store))));
         let mut agent = Agent::new(self.model, tools, self.config);
         agent.memory = Some(store);
+        agent.approver = self.approver;
         agent
     }
 

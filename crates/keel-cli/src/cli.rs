@@ -266,6 +266,10 @@ pub struct RunArgs {
     /// Do not re-run the tests when the model says it is done.
     #[arg(long)]
     pub no_verify: bool,
+    /// Allow every call a permission would ask about (without a terminal, and
+    /// without this flag, they are refused).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Continue the stored session with this id (or unique id prefix).
     #[arg(long, value_name = "ID", conflicts_with = "continue_last")]
     pub resume: Option<String>,

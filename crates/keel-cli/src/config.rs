@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use keel_agent::AgentConfig;
+use keel_agent::permissions::{Action, Rule};
 use keel_llm::{ConnectOptions, ProtocolChoice};
 use keel_mcp::{RawServer, ServerConfig};
 use keel_tools::Workspace;
@@ -46,6 +47,37 @@ pub struct Layer {
     pub mcp: Option<McpLayer>,
     /// How commands run for the model.
     pub sandbox: Option<SandboxLayer>,
+    /// Which calls run, are refused, or wait for the user.
+    pub permissions: Option<PermissionsLayer>,
+}
+
+/// `[permissions]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsLayer {
+    /// First match wins; a later layer's list replaces an earlier one's.
+    pub rules: Option<Vec<RuleLayer>>,
+    /// What `keel mcp` answers when a call would be asked about: `deny` (default) or
+    /// `allow`.
+    pub mcp_approval: Option<String>,
+}
+
+/// One `[[permissions.rules]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleLayer {
+    pub tool: String,
+    pub pattern: Option<String>,
+    pub action: String,
+}
+
+impl PermissionsLayer {
+    fn over(self, base: PermissionsLayer) -> PermissionsLayer {
+        PermissionsLayer {
+            rules: self.rules.or(base.rules),
+            mcp_approval: self.mcp_approval.or(base.mcp_approval),
+        }
+    }
 }
 
 /// `[sandbox]`.
@@ -227,6 +259,10 @@ impl Layer {
                 (Some(top), Some(base)) => Some(top.over(base)),
                 (top, base) => top.or(base),
             },
+            permissions: match (self.permissions, base.permissions) {
+                (Some(top), Some(base)) => Some(top.over(base)),
+                (top, base) => top.or(base),
+            },
         }
     }
 
@@ -247,6 +283,7 @@ impl Layer {
         note(self.api_key.is_some(), "api_key");
         note(self.mcp.is_some(), "mcp");
         note(self.sandbox.is_some(), "sandbox");
+        note(self.permissions.is_some(), "permissions");
         let harmless = Layer {
             max_iterations: self.max_iterations,
             tool_protocol: self.tool_protocol,
@@ -407,6 +444,8 @@ pub struct Settings {
     pub engine: EngineLayer,
     /// The MCP servers to start, validated.
     pub mcp: Vec<ServerConfig>,
+    /// `keel mcp`'s answer to a call a permission asks about.
+    pub mcp_approval: bool,
 }
 
 /// The merged configuration for a workspace, with `flags` as the top layer; an
@@ -480,7 +519,25 @@ pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings>
     }
     let sandbox = sandbox_config(merged.sandbox.unwrap_or_default())?;
     config.sandbox = sandbox;
+    let permissions = merged.permissions.unwrap_or_default();
+    for rule in permissions.rules.unwrap_or_default() {
+        let action = Action::parse(&rule.action).with_context(|| {
+            format!(
+                "invalid [permissions] action `{}`: use allow, ask or deny",
+                rule.action
+            )
+        })?;
+        let rule = Rule::new(&rule.tool, rule.pattern.as_deref(), action)
+            .map_err(|e| anyhow::anyhow!("invalid [permissions] rule: {e}"))?;
+        config.permission_rules.push(rule);
+    }
+    let mcp_approval = match permissions.mcp_approval.as_deref() {
+        None | Some("deny") => false,
+        Some("allow") => true,
+        Some(other) => bail!("invalid [permissions] mcp_approval `{other}`: use allow or deny"),
+    };
     Ok(Settings {
+        mcp_approval,
         model: merged.model,
         agent: config,
         workspace: root,

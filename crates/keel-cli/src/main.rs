@@ -1,5 +1,6 @@
 //! The `keel` binary: argument parsing, layered configuration, wiring, exit codes.
 
+mod approve;
 mod cli;
 mod config;
 mod doctor;

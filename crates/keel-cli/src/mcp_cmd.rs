@@ -29,6 +29,7 @@ pub async fn run(args: McpArgs) -> Result<u8> {
             let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await? else {
                 return Ok(exit_code(Outcome::Failed));
             };
+            let agent = agent.with_approver(crate::approve::for_mcp(settings.mcp_approval));
             let server = KeelMcpServer::new(
                 Arc::new(agent),
                 store,

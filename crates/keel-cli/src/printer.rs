@@ -202,6 +202,17 @@ impl EventSink for Transcript {
                     self.line(&self.paint("31", &indent_lines(&tail.join("\n"), RESULT_LINES)));
                 }
             }
+            Event::ApprovalRequest { reason, .. } => {
+                self.line(&self.paint("1;33", &format!("? approval needed: {reason}")));
+            }
+            Event::Approval { allowed, by, .. } => {
+                let (code, verdict) = if *allowed {
+                    ("32", "approved")
+                } else {
+                    ("31", "not approved")
+                };
+                self.line(&self.paint(code, &format!("  {verdict} ({by})")));
+            }
             Event::Feedback { content, .. } => {
                 let first = content.lines().next().unwrap_or("");
                 self.line(&self.paint("35", &format!("↻ {first}")));

@@ -84,6 +84,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
     let Some(Built { agent, mcp, .. }) = agent(&settings, Arc::clone(&store)).await? else {
         return Ok(exit_code(Outcome::Failed));
     };
+    let agent = agent.with_approver(crate::approve::for_run(args.yes));
     let workspace = settings.workspace.clone();
 
     let printer: Box<dyn EventSink> = if args.json {

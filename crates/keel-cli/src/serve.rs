@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
+use keel_agent::permissions::{Approver, PendingApprovals};
 use keel_protocol::Outcome;
 use keel_server::Server;
 
@@ -31,6 +32,9 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
         return Ok(exit_code(Outcome::Failed));
     };
     let addr = SocketAddr::new(args.host, args.port);
+    // Calls a permission asks about wait for an answer in the browser.
+    let approvals = Arc::new(PendingApprovals::default());
+    let agent = agent.with_approver(Arc::clone(&approvals) as Arc<dyn Approver>);
     let server = match Server::bind(
         addr,
         args.token,
@@ -40,7 +44,7 @@ pub async fn run(args: ServeArgs) -> Result<u8> {
     )
     .await
     {
-        Ok(server) => server,
+        Ok(server) => server.with_approvals(approvals),
         Err(e) => {
             mcp.shutdown().await;
             return Err(anyhow!(e));

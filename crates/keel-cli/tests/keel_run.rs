@@ -289,6 +289,7 @@ fn configuration_layers_apply() {
         ),
     )
     .unwrap();
+    env.trust();
     let out = env.keel().args(["run", "--json", "task"]).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -440,6 +441,11 @@ fn allowed_roots_widen_the_workspace_only_when_configured() {
         format!("allowed_roots = [{:?}]\n", shared.path().to_str().unwrap()),
     )
     .unwrap();
+    // Untrusted, the project cannot widen the workspace.
+    let out = env.keel().args(["tool", "read", &args]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignoring allowed_roots"));
+    env.trust();
     let out = env.keel().args(["tool", "read", &args]).output().unwrap();
     assert_eq!(
         out.status.code(),

@@ -199,6 +199,7 @@ command = "/nonexistent/mcp-server"
     );
     std::fs::create_dir_all(env.repo.path().join(".keel")).unwrap();
     std::fs::write(env.repo.path().join(".keel/config.toml"), config).unwrap();
+    env.trust();
 }
 
 #[test]

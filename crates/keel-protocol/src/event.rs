@@ -111,6 +111,23 @@ pub enum Event {
         is_error: bool,
         duration_ms: u64,
     },
+    /// A call waits for the user: a permission rule (or the default for an
+    /// unsandboxed or networked command) says to ask. The decision follows as
+    /// `approval`.
+    ApprovalRequest {
+        call_id: String,
+        name: String,
+        arguments: Value,
+        /// Why keel asks, for the person deciding.
+        reason: String,
+    },
+    /// The decision on an approval request (or a rule that denied a call outright).
+    Approval {
+        call_id: String,
+        allowed: bool,
+        /// Who decided: `user`, `--yes`, `rule`, `no terminal`, …
+        by: String,
+    },
     /// The project's test command was run to check the model's claim of being done.
     Verification {
         command: String,
@@ -165,6 +182,8 @@ impl Event {
             Event::Assistant { .. } => "assistant",
             Event::ToolCall { .. } => "tool_call",
             Event::ToolResult { .. } => "tool_result",
+            Event::ApprovalRequest { .. } => "approval_request",
+            Event::Approval { .. } => "approval",
             Event::Verification { .. } => "verification",
             Event::Feedback { .. } => "feedback",
             Event::Repair { .. } => "repair",

@@ -128,12 +128,27 @@ impl Sandbox {
         self.command("bash", [OsStr::new("-c"), OsStr::new(script)], cwd)
     }
 
+    /// `bash -c script` in `cwd`, sandboxed but with the network (an approved call).
+    pub fn shell_networked(&self, script: &str, cwd: &Path) -> Result<Command, SandboxError> {
+        self.build("bash", [OsStr::new("-c"), OsStr::new(script)], cwd, true)
+    }
+
     /// `program args…` in `cwd`, sandboxed (or plain where the sandbox is off).
     pub fn command<'a>(
         &self,
         program: &str,
         args: impl IntoIterator<Item = &'a OsStr>,
         cwd: &Path,
+    ) -> Result<Command, SandboxError> {
+        self.build(program, args, cwd, false)
+    }
+
+    fn build<'a>(
+        &self,
+        program: &str,
+        args: impl IntoIterator<Item = &'a OsStr>,
+        cwd: &Path,
+        network: bool,
     ) -> Result<Command, SandboxError> {
         let bwrap = match &self.backend {
             Backend::Off => {
@@ -149,8 +164,18 @@ impl Sandbox {
             Backend::Bwrap(path) => path,
         };
         let mut command = Command::new(bwrap);
+        let networked;
+        let policy = if network && !self.policy.network {
+            networked = Policy {
+                network: true,
+                ..self.policy.clone()
+            };
+            &networked
+        } else {
+            &self.policy
+        };
         command
-            .args(bwrap_args(&self.policy, &self.layout, cwd, &|p| p.is_dir()))
+            .args(bwrap_args(policy, &self.layout, cwd, &|p| p.is_dir()))
             .arg(program)
             .args(args)
             .current_dir(cwd);

@@ -144,6 +144,35 @@ function render(event) {
       preformatted(div, event.output, "test output");
       break;
     }
+    case "approval_request": {
+      const div = block("approval", `approval needed · ${event.name}`);
+      div.dataset.callId = event.call_id;
+      div.appendChild(document.createTextNode(event.reason));
+      preformatted(div, JSON.stringify(event.arguments, null, 2), "arguments");
+      const sessionAtRequest = sessionId;
+      for (const [label, allow] of [["Allow", true], ["Deny", false]]) {
+        const button = document.createElement("button");
+        button.textContent = label;
+        button.className = `approve-${allow ? "allow" : "deny"}`;
+        button.addEventListener("click", async () => {
+          div.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+          await fetch(`/sessions/${encodeURIComponent(sessionAtRequest)}/approvals/${encodeURIComponent(event.call_id)}`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ allow }),
+          });
+        });
+        div.appendChild(button);
+      }
+      break;
+    }
+    case "approval": {
+      const waiting = document.querySelector(`.approval[data-call-id="${CSS.escape(event.call_id)}"]`);
+      if (waiting) waiting.querySelectorAll("button").forEach((b) => b.remove());
+      block(`approval-decision ${event.allowed ? "allowed" : "denied"}`).textContent =
+        `${event.allowed ? "approved" : "not approved"} (${event.by})`;
+      break;
+    }
     case "feedback":
       block("feedback", `keel → model · ${event.reason}`).appendChild(document.createTextNode(event.content));
       break;

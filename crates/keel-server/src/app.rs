@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use keel_agent::Agent;
+use keel_agent::permissions::PendingApprovals;
 use keel_store::Store;
 use keel_tools::Workspace;
 
@@ -17,6 +18,8 @@ pub struct App {
     pub root: String,
     pub model: String,
     pub turns: Arc<Turns>,
+    /// Calls waiting for the user's approval, when the agent asks through the UI.
+    pub approvals: Option<Arc<PendingApprovals>>,
 }
 
 impl App {
@@ -30,6 +33,7 @@ impl App {
             root,
             model,
             turns: Arc::new(Turns::default()),
+            approvals: None,
         }
     }
 }

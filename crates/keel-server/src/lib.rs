@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{delete, get, post};
 use keel_agent::Agent;
+use keel_agent::permissions::PendingApprovals;
 use keel_store::Store;
 use keel_tools::Workspace;
 use tokio::net::TcpListener;
@@ -72,6 +73,16 @@ impl Server {
             generated_token,
             app: Arc::new(App::new(agent, store, workspace)),
         })
+    }
+
+    /// Calls the agent asks about wait in `approvals`; the UI (and `POST
+    /// /sessions/{id}/approvals/{call_id}`) answers them. Give the agent the same
+    /// `PendingApprovals` as its approver.
+    pub fn with_approvals(mut self, approvals: Arc<PendingApprovals>) -> Self {
+        if let Some(app) = Arc::get_mut(&mut self.app) {
+            app.approvals = Some(approvals);
+        }
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -130,6 +141,7 @@ fn router(app: Arc<App>, guard: Guard) -> Router {
         .route("/sessions", get(routes::sessions))
         .route("/sessions/{id}/events", get(routes::events))
         .route("/sessions/{id}/cancel", post(routes::cancel))
+        .route("/sessions/{id}/approvals/{call_id}", post(routes::approve))
         .route("/session/{id}", delete(routes::delete))
         .route("/sessions/{id}", delete(routes::delete))
         .fallback(ui::not_found)

@@ -293,6 +293,35 @@ pub async fn cancel(
     ))
 }
 
+/// The body of `POST /sessions/{id}/approvals/{call_id}`.
+#[derive(Deserialize)]
+pub struct ApprovalAnswer {
+    pub allow: bool,
+}
+
+/// `POST /sessions/{id}/approvals/{call_id}`: answers a call waiting for approval.
+pub async fn approve(
+    State(app): State<Arc<App>>,
+    Path((id, call_id)): Path<(String, String)>,
+    Json(answer): Json<ApprovalAnswer>,
+) -> Result<Json<Value>, ApiError> {
+    owned(&app, &id)?;
+    let answered = app
+        .approvals
+        .as_ref()
+        .is_some_and(|pending| pending.answer(&id, &call_id, answer.allow));
+    if !answered {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_request",
+            format!("session `{id}` has no call `{call_id}` waiting for approval"),
+        ));
+    }
+    Ok(Json(
+        json!({"session_id": id, "call_id": call_id, "allow": answer.allow}),
+    ))
+}
+
 /// `GET /health`.
 pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({

@@ -435,6 +435,7 @@ async fn the_api_is_described_at_openapi_json() {
         ("/sessions", "get"),
         ("/sessions/{id}/events", "get"),
         ("/sessions/{id}/cancel", "post"),
+        ("/sessions/{id}/approvals/{call_id}", "post"),
         ("/session/{id}", "delete"),
         ("/sessions/{id}", "delete"),
         ("/health", "get"),
@@ -462,6 +463,8 @@ async fn the_api_is_described_at_openapi_json() {
         "assistant",
         "tool_call",
         "tool_result",
+        "approval_request",
+        "approval",
         "verification",
         "feedback",
         "repair",
@@ -513,4 +516,49 @@ async fn shutdown_cancels_running_turns_and_stores_their_end() {
         "{:?}",
         events.last()
     );
+}
+
+#[tokio::test]
+async fn a_call_that_needs_approval_waits_for_the_answer_from_the_api() {
+    let script = script(&[
+        call(
+            "bash",
+            json!({"command": "curl -s -m 2 http://127.0.0.1:9/ || echo unreachable"}),
+        ),
+        answer("Could not fetch."),
+    ]);
+    let server = TestServer::start(&script).await;
+    let (mut stream, _, id) = server.begin("fetch the page").await;
+    let before = stream.until("approval_request").await;
+    let request = before.last().unwrap();
+    let call_id = request.data["call_id"].as_str().unwrap().to_string();
+    assert!(request.data["reason"].as_str().unwrap().contains("network"));
+    // An unknown call, another session: nothing waits there.
+    let missing = server
+        .post(&format!("/sessions/{id}/approvals/call_99"))
+        .json(&json!({"allow": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(missing).await, (404, "no_request".into()));
+    let answered = server
+        .post(&format!("/sessions/{id}/approvals/{call_id}"))
+        .json(&json!({"allow": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+    let rest = stream.rest().await;
+    let approval = rest.iter().find(|e| e.event == "approval").unwrap();
+    assert_eq!(approval.data["allowed"], false);
+    assert_eq!(approval.data["by"], "user");
+    let result = rest.iter().find(|e| e.event == "tool_result").unwrap();
+    assert_eq!(result.data["is_error"], true);
+    assert!(
+        result.data["output"]
+            .as_str()
+            .unwrap()
+            .contains("did not approve")
+    );
+    assert_eq!(rest.last().unwrap().event, "done");
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use keel_sandbox::{Sandbox, SandboxConfig};
@@ -50,6 +51,8 @@ pub struct ToolContext {
     /// Where `bash`, `git` and the test command run.
     pub sandbox: Sandbox,
     read_files: Mutex<HashSet<PathBuf>>,
+    /// The next `bash` call may use the network (the user approved it).
+    network_grant: AtomicBool,
 }
 
 impl ToolContext {
@@ -67,6 +70,7 @@ impl ToolContext {
             session_id: None,
             sandbox,
             read_files: Mutex::new(HashSet::new()),
+            network_grant: AtomicBool::new(false),
         }
     }
 
@@ -81,6 +85,16 @@ impl ToolContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(path.to_path_buf());
+    }
+
+    /// Lets the next `bash` call use the network (an approved request).
+    pub fn grant_network_once(&self) {
+        self.network_grant.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this call has the network; the grant is used up.
+    pub fn take_network_grant(&self) -> bool {
+        self.network_grant.swap(false, Ordering::SeqCst)
     }
 
     pub fn was_read(&self, path: &Path) -> bool {

@@ -6,11 +6,13 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use keel_protocol::Event;
 use keel_tools::ToolOutput;
+use keel_tools::sandbox::Backend;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, PendingCall, Session};
 use crate::changes::ChangeTracker;
+use crate::permissions::{Action, ApprovalRequest, Decision, Permissions};
 use crate::test_output;
 
 const TESTS_PASS: &str =
@@ -32,6 +34,86 @@ fn test_marker(command: &str) -> Option<&'static str> {
 }
 
 impl Session {
+    /// Whether a call may run: `None` to run it, else the refusal the model gets. A
+    /// rule or default that says `ask` waits for the agent's approver.
+    async fn gate(
+        &mut self,
+        agent: &Agent,
+        call: &PendingCall,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Option<String> {
+        let Ok(arguments) = &call.arguments else {
+            return None;
+        };
+        let sandbox = &self.tool_ctx.sandbox;
+        let permissions = Permissions {
+            rules: agent.config.permission_rules.clone(),
+            unsandboxed: *sandbox.backend() == Backend::Off,
+            network: sandbox.policy().network,
+        };
+        let verdict =
+            permissions.decide(&call.name, arguments, agent.tools.is_read_only(&call.name));
+        match verdict.action {
+            Action::Allow => None,
+            Action::Deny => {
+                self.emit(
+                    sink,
+                    Event::Approval {
+                        call_id: call.id.clone(),
+                        allowed: false,
+                        by: "rule".into(),
+                    },
+                );
+                Some(format!(
+                    "denied: {}; do the task another way",
+                    verdict.reason
+                ))
+            }
+            Action::Ask => {
+                self.emit(
+                    sink,
+                    Event::ApprovalRequest {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: arguments.clone(),
+                        reason: verdict.reason.clone(),
+                    },
+                );
+                let request = ApprovalRequest {
+                    session_id: self.id.clone(),
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: arguments.clone(),
+                    reason: verdict.reason.clone(),
+                };
+                let decision = tokio::select! {
+                    decision = agent.approver.decide(&request) => decision,
+                    _ = cancel.cancelled() => Decision { allowed: false, by: "cancelled".into() },
+                };
+                self.emit(
+                    sink,
+                    Event::Approval {
+                        call_id: call.id.clone(),
+                        allowed: decision.allowed,
+                        by: decision.by.clone(),
+                    },
+                );
+                if decision.allowed {
+                    if verdict.grants_network {
+                        self.tool_ctx.grant_network_once();
+                    }
+                    None
+                } else {
+                    Some(format!(
+                        "not run: the user did not approve this call ({}; decided by {}). Do the task another way, or say what you need.",
+                        verdict.reason, decision.by
+                    ))
+                }
+            }
+        }
+    }
+
     /// Whether `call` runs the project's tests: its command contains the test command,
     /// or names the same runner.
     fn is_test_run(&self, call: &PendingCall) -> bool {
@@ -91,23 +173,35 @@ impl Session {
                     },
                 );
             }
+            let mut refusals = Vec::with_capacity(group.len());
+            for call in group {
+                refusals.push(self.gate(agent, call, sink, cancel).await);
+            }
             let ctx = &self.tool_ctx;
-            let results = join_all(group.iter().map(|call| async move {
-                let started = Instant::now();
-                let output = match &call.arguments {
-                    Err(problem) => ToolOutput::error(problem.clone()),
-                    Ok(_) if cancel.is_cancelled() => {
-                        ToolOutput::error("not run: the turn was cancelled")
-                    }
-                    Ok(arguments) => {
-                        agent
-                            .tools
-                            .call(ctx, &call.name, arguments.clone(), cancel)
-                            .await
-                    }
-                };
-                (output, started.elapsed())
-            }))
+            let results = join_all(
+                group
+                    .iter()
+                    .zip(refusals)
+                    .map(|(call, refusal)| async move {
+                        let started = Instant::now();
+                        let output = match &call.arguments {
+                            Err(problem) => ToolOutput::error(problem.clone()),
+                            Ok(_) if cancel.is_cancelled() => {
+                                ToolOutput::error("not run: the turn was cancelled")
+                            }
+                            Ok(_) if refusal.is_some() => {
+                                ToolOutput::error(refusal.unwrap_or_default())
+                            }
+                            Ok(arguments) => {
+                                agent
+                                    .tools
+                                    .call(ctx, &call.name, arguments.clone(), cancel)
+                                    .await
+                            }
+                        };
+                        (output, started.elapsed())
+                    }),
+            )
             .await;
             for (call, (mut output, duration)) in group.iter().zip(results) {
                 if self.is_test_run(call) {

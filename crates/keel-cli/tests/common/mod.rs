@@ -85,6 +85,11 @@ impl Env {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Trusts the repository's own configuration (`keel trust .`), as its user would.
+    pub fn trust(&self) {
+        self.stdout(&["trust", "."]);
+    }
+
     /// The store's database file.
     pub fn db(&self) -> PathBuf {
         self.home.path().join("data/keel.db")

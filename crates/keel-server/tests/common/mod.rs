@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use keel_agent::permissions::{Approver, PendingApprovals};
 use keel_agent::{Agent, AgentConfig};
 use keel_llm::ReplayClient;
 use keel_server::Server;
@@ -53,11 +54,14 @@ impl TestServer {
         std::fs::write(&script_path, script).unwrap();
         let store = Arc::new(Store::open(&data.path().join("keel.db")).unwrap());
         let model = ReplayClient::open(&script_path, "replay:test").unwrap();
+        // As `keel serve` does: calls asked about wait for the browser's answer.
+        let approvals = Arc::new(PendingApprovals::default());
         let agent = Agent::new(
             Arc::new(model),
             ToolRegistry::builtin(),
             AgentConfig::default(),
-        );
+        )
+        .with_approver(Arc::clone(&approvals) as Arc<dyn Approver>);
         let server = Server::bind(
             addr.parse().unwrap(),
             token.map(str::to_string),
@@ -66,7 +70,8 @@ impl TestServer {
             Workspace::new(workspace.path()).unwrap(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .with_approvals(approvals);
         let addr = server.local_addr();
         let token = server.token().to_string();
         let (stop, stopped) = oneshot::channel::<()>();

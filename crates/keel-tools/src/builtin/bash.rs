@@ -55,10 +55,13 @@ impl TypedTool for Bash {
             }
             Some(secs) => Duration::from_secs(secs),
         };
-        let command = ctx
-            .sandbox
-            .shell(&args.command, ctx.workspace.root())
-            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let root = ctx.workspace.root();
+        let command = if ctx.take_network_grant() {
+            ctx.sandbox.shell_networked(&args.command, root)
+        } else {
+            ctx.sandbox.shell(&args.command, root)
+        }
+        .map_err(|e| ToolError::Refused(e.to_string()))?;
         let result = exec::run(command, timeout, limits.output_bytes, cancel)
             .await
             .map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;

@@ -11,6 +11,8 @@ ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-g
   || need_apt+=(libclang-dev)
 # The browser UI test drives Debian's chromium (with playwright-core from npm, below).
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The sandbox every command keel runs for the model goes through.
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ "${KEEL_SETUP_BENCH:-0}" = 1 ]; then
   command -v rg >/dev/null || need_apt+=(ripgrep)

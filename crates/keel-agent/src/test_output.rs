@@ -118,7 +118,7 @@ mod tests {
     use super::*;
 
     fn report(failures: usize) -> String {
-        let mut out = String::from("F".repeat(failures) + "   [100%]\n");
+        let mut out = "F".repeat(failures) + "   [100%]\n";
         out.push_str(
             "=================================== FAILURES ===================================\n",
         );

@@ -10,7 +10,7 @@ use keel_agent::permissions::{Action, Rule};
 use keel_llm::{ConnectOptions, ProtocolChoice};
 use keel_mcp::{RawServer, ServerConfig};
 use keel_tools::Workspace;
-use keel_tools::sandbox::{SandboxConfig, SandboxMode};
+use keel_tools::sandbox::{BackendChoice, SandboxConfig, SandboxMode};
 
 use crate::trust::{self, Ask, PROJECT_CONFIG, TrustStore};
 use serde::Deserialize;
@@ -86,6 +86,9 @@ impl PermissionsLayer {
 pub struct SandboxLayer {
     /// `workspace-write` (default), `read-only` or `off`.
     pub mode: Option<String>,
+    /// `auto` (default: bubblewrap where it works, else Landlock), `bubblewrap` or
+    /// `landlock`.
+    pub backend: Option<String>,
     /// Whether commands may use the network (default false).
     pub network: Option<bool>,
     /// More directories commands may write.
@@ -100,6 +103,7 @@ impl SandboxLayer {
     fn over(self, base: SandboxLayer) -> SandboxLayer {
         SandboxLayer {
             mode: self.mode.or(base.mode),
+            backend: self.backend.or(base.backend),
             network: self.network.or(base.network),
             writable_roots: self.writable_roots.or(base.writable_roots),
             memory_mb: self.memory_mb.or(base.memory_mb),
@@ -384,10 +388,8 @@ fn trusted_part(workspace: &Path, project: Layer, ask: Ask) -> Layer {
         return project;
     }
     if ask == Ask::Terminal && trust::ask(workspace, &risky) {
-        if let Some(store) = &store {
-            if let Err(e) = store.trust(workspace) {
-                eprintln!("keel: could not record the trust: {e:#}");
-            }
+        if let Some(Err(e)) = store.as_ref().map(|s| s.trust(workspace)) {
+            eprintln!("keel: could not record the trust: {e:#}");
         }
         return project;
     }
@@ -406,6 +408,11 @@ fn sandbox_config(layer: SandboxLayer) -> Result<SandboxConfig> {
     if let Some(mode) = layer.mode {
         config.mode = SandboxMode::parse(&mode).with_context(|| {
             format!("invalid [sandbox] mode `{mode}`: use workspace-write, read-only or off")
+        })?;
+    }
+    if let Some(backend) = layer.backend {
+        config.backend = BackendChoice::parse(&backend).with_context(|| {
+            format!("invalid [sandbox] backend `{backend}`: use auto, bubblewrap or landlock")
         })?;
     }
     config.network = layer.network.unwrap_or(false);

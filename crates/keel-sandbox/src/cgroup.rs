@@ -63,17 +63,36 @@ impl PidsCgroup {
     }
 }
 
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        // Whatever is left is killed, then the cgroup removed.
-        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+impl PidsCgroup {
+    /// Kills every process in the cgroup (setsid and double forks included), repeating
+    /// while new ones appear.
+    pub(crate) fn kill_all(&self) {
+        for _ in 0..20 {
+            let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) else {
+                return;
+            };
+            let pids: Vec<i32> = procs
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                 }
             }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Whatever is left is killed, then the cgroup removed.
+        self.kill_all();
         if let Ok(path) = CString::new(self.dir.as_os_str().as_encoded_bytes()) {
             for _ in 0..50 {
                 // SAFETY: a valid NUL-terminated path.

@@ -84,11 +84,9 @@ fn toolchains(masked: &[PathBuf], path: &[PathBuf]) -> Vec<PathBuf> {
             Some((_, name)) if SHARED_DOTDIRS.contains(&name.as_str()) => add(entry.clone()),
             Some((dir, name)) => {
                 for (tool, companions) in COMPANIONS {
-                    if name == *tool {
-                        if let Some(parent) = dir.parent() {
-                            for companion in *companions {
-                                add(parent.join(companion));
-                            }
+                    if let Some(parent) = dir.parent().filter(|_| name == *tool) {
+                        for companion in *companions {
+                            add(parent.join(companion));
                         }
                     }
                 }

@@ -18,16 +18,21 @@
 //! - no network unless the policy allows it (a new network namespace has only a down
 //!   loopback: a server on the host's `127.0.0.1` is out of reach too);
 //! - rlimits for CPU time, data memory, file size and processes.
+//!
+//! Without bubblewrap the same policy is applied with Landlock and seccomp in the child
+//! (see [`landlock`] for what that cannot express).
 
 mod bwrap;
 mod cgroup;
 mod error;
+pub mod landlock;
 mod layout;
 mod policy;
 mod sandbox;
+mod seccomp;
 
 pub use bwrap::bwrap_args;
 pub use error::SandboxError;
 pub use layout::Layout;
-pub use policy::{Limits, Policy, SandboxConfig, SandboxMode};
+pub use policy::{BackendChoice, Limits, Policy, SandboxConfig, SandboxMode};
 pub use sandbox::{Backend, Sandbox};

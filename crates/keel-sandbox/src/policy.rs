@@ -98,10 +98,32 @@ impl Policy {
 /// and config, keel's project config) must not be planted by the command.
 pub(crate) const PROTECTED: &[&str] = &[".git", ".keel"];
 
+/// Which sandbox to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// bubblewrap where it works, else Landlock + seccomp.
+    #[default]
+    Auto,
+    Bubblewrap,
+    Landlock,
+}
+
+impl BackendChoice {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "bubblewrap" | "bwrap" => Some(Self::Bubblewrap),
+            "landlock" => Some(Self::Landlock),
+            _ => None,
+        }
+    }
+}
+
 /// The sandbox settings of a configuration, before a workspace is known.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SandboxConfig {
     pub mode: SandboxMode,
+    pub backend: BackendChoice,
     pub network: bool,
     /// Writable beyond the workspace (canonical paths).
     pub writable_roots: Vec<PathBuf>,

@@ -2,7 +2,8 @@
 //! real tools and the real sandbox (bubblewrap). Every attempt asserts that nothing
 //! outside the workspace changed and that no secret reached the tool output (what the
 //! model and the store see). Needs bubblewrap: without it the sandbox refuses commands
-//! and these tests fail — they never pass by skipping.
+//! and these tests fail — they never pass by skipping. Every attempt runs twice: under
+//! bubblewrap and under the Landlock + seccomp fallback.
 
 use std::io::Read as _;
 use std::net::TcpListener;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use keel_tools::sandbox::Backend;
+use keel_tools::sandbox::{Backend, BackendChoice, SandboxConfig};
 use keel_tools::{Limits, ToolContext, ToolOutput, ToolRegistry, Workspace};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn with(choice: BackendChoice) -> Self {
         let base = tempfile::tempdir().unwrap();
         let ws = base.path().join("ws");
         let outside = base.path().join("outside");
@@ -51,10 +52,20 @@ impl Fixture {
         );
         std::fs::create_dir_all(ws.join(".keel")).unwrap();
         std::fs::write(ws.join(".keel/config.toml"), "max_iterations = 5\n").unwrap();
-        let ctx = ToolContext::new(Workspace::new(&ws).unwrap(), Limits::default());
+        let config = SandboxConfig {
+            backend: choice,
+            ..SandboxConfig::default()
+        };
+        let ctx =
+            ToolContext::with_sandbox(Workspace::new(&ws).unwrap(), Limits::default(), &config);
+        let expected = match ctx.sandbox.backend() {
+            Backend::Bwrap(_) => choice == BackendChoice::Bubblewrap,
+            Backend::Landlock(_) => choice == BackendChoice::Landlock,
+            _ => false,
+        };
         assert!(
-            matches!(ctx.sandbox.backend(), Backend::Bwrap(_)),
-            "the escape suite needs bubblewrap: {}",
+            expected,
+            "the escape suite needs bubblewrap and Landlock: {}",
             ctx.sandbox.describe()
         );
         Self {
@@ -149,15 +160,14 @@ fn gone(marker: &str) -> bool {
     running(marker).is_empty()
 }
 
-#[tokio::test]
-async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
-    let f = Fixture::new();
+async fn bash_cannot_write_outside_by_absolute_path_or_dotdot(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let target = f.outside().join("planted");
     let out = f
         .bash(&format!("echo x > {}; echo y > ../outside/planted2; touch /etc/keel-escape; touch $HOME/keel-escape", target.display()))
         .await;
     assert!(
-        out.content.contains("Read-only file system"),
+        out.content.contains("Read-only file system") || out.content.contains("Permission denied"),
         "{}",
         out.content
     );
@@ -169,9 +179,8 @@ async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
     );
 }
 
-#[tokio::test]
-async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
-    let f = Fixture::new();
+async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let secret = f.outside().join("secret.txt");
     for command in [
         format!("cat {}", secret.display()),
@@ -191,28 +200,30 @@ async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
     f.outside_untouched(&[]);
 }
 
-#[tokio::test]
-async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
-    let f = Fixture::new();
+async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let out = f
         .bash(&format!(
-            "ln -s {0} link_out; ln -s {1} dir_out",
+            "ln -s {0} src/link_out; ln -s {1} src/dir_out",
             f.outside().join("secret.txt").display(),
             f.outside().display()
         ))
         .await;
     assert!(!out.is_error, "{}", out.content);
-    let read = f.call("read", json!({"path": "link_out"})).await;
+    let read = f.call("read", json!({"path": "src/link_out"})).await;
     assert!(read.is_error);
     no_secret(&read);
     let write = f
-        .call("write", json!({"path": "dir_out/planted", "content": "x"}))
+        .call(
+            "write",
+            json!({"path": "src/dir_out/planted", "content": "x"}),
+        )
         .await;
     assert!(write.is_error, "{}", write.content);
     let edit = f
         .call(
             "edit",
-            json!({"path": "link_out", "old_string": SECRET, "new_string": "gone"}),
+            json!({"path": "src/link_out", "old_string": SECRET, "new_string": "gone"}),
         )
         .await;
     assert!(edit.is_error);
@@ -220,9 +231,8 @@ async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
     f.outside_untouched(&[]);
 }
 
-#[tokio::test]
-async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
-    let f = Fixture::new();
+async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     for command in [
         "mount -o remount,rw / && touch /etc/keel-escape",
         "unshare -rm sh -c 'mount -o remount,rw / && touch /etc/keel-escape'",
@@ -237,9 +247,8 @@ async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
     f.outside_untouched(&[]);
 }
 
-#[tokio::test]
-async fn the_network_is_off_loopback_and_dns_included() {
-    let f = Fixture::new();
+async fn the_network_is_off_loopback_and_dns_included(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -252,8 +261,9 @@ async fn the_network_is_off_loopback_and_dns_included() {
         .bash("python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)\"")
         .await;
     assert!(out.is_error);
+    // bubblewrap: a network namespace without a route; Landlock: seccomp refuses the socket.
     assert!(
-        out.content.contains("Network is unreachable"),
+        out.content.contains("Network is unreachable") || out.content.contains("Permission denied"),
         "{}",
         out.content
     );
@@ -261,9 +271,8 @@ async fn the_network_is_off_loopback_and_dns_included() {
     assert!(out.is_error, "{}", out.content);
 }
 
-#[tokio::test]
-async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
-    let f = Fixture::new();
+async fn a_process_flood_and_a_memory_hog_are_held_by_limits(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     // A bounded fork bomb: 2,000 processes against a limit of 512.
     let out = f
         .bash("python3 -c \"import os, time\nn = 0\nfor i in range(2000):\n    try:\n        pid = os.fork()\n    except OSError as e:\n        print('fork failed:', e)\n        break\n    if pid == 0:\n        time.sleep(306.5)\n        os._exit(0)\n    n += 1\nprint('forked', n)\"")
@@ -287,9 +296,8 @@ async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
     assert!(out.content.contains("MemoryError"), "{}", out.content);
 }
 
-#[tokio::test]
-async fn nothing_a_command_starts_outlives_its_call() {
-    let f = Fixture::new();
+async fn nothing_a_command_starts_outlives_its_call(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let out = f
         .bash("setsid nohup sleep 304.5 > /dev/null 2>&1 & (sleep 305.5 > /dev/null 2>&1 &) ; echo started")
         .await;
@@ -302,9 +310,8 @@ async fn nothing_a_command_starts_outlives_its_call() {
     );
 }
 
-#[tokio::test]
-async fn git_reads_nothing_outside_the_repository() {
-    let f = Fixture::new();
+async fn git_reads_nothing_outside_the_repository(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let secret = f.outside().join("secret.txt");
     let secret = secret.to_str().unwrap();
     for args in [
@@ -342,9 +349,8 @@ async fn git_reads_nothing_outside_the_repository() {
     );
 }
 
-#[tokio::test]
-async fn git_configuration_cannot_run_commands() {
-    let f = Fixture::new();
+async fn git_configuration_cannot_run_commands(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let ws = f.ws();
     let ran = |name: &str| ws.join(name);
     let config = format!(
@@ -389,9 +395,8 @@ async fn git_configuration_cannot_run_commands() {
     }
 }
 
-#[tokio::test]
-async fn what_runs_next_cannot_be_planted() {
-    let f = Fixture::new();
+async fn what_runs_next_cannot_be_planted(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let ws = f.ws();
     for path in [
         ".git/hooks/pre-commit",
@@ -429,17 +434,18 @@ async fn what_runs_next_cannot_be_planted() {
         "max_iterations = 5\n"
     );
     assert!(ws.join(".git/HEAD").exists());
-    // The workspace itself stays writable.
-    let out = f.bash("echo ok > written.txt && cat written.txt").await;
+    // The workspace itself stays writable (under Landlock, below its top level).
+    let out = f
+        .bash("echo ok > src/written.txt && cat src/written.txt")
+        .await;
     assert!(!out.is_error, "{}", out.content);
 }
 
-#[tokio::test]
-async fn keels_secrets_do_not_reach_commands() {
+async fn keels_secrets_do_not_reach_commands(choice: BackendChoice) {
     // SAFETY: nextest runs each test in its own process; nothing else reads the
     // environment concurrently here.
     unsafe { std::env::set_var("KEEL_API_KEY", SECRET) };
-    let f = Fixture::new();
+    let f = Fixture::with(choice);
     let out = f
         .bash("echo \"key=$KEEL_API_KEY\"; env | grep KEEL_API_KEY; true")
         .await;
@@ -447,9 +453,8 @@ async fn keels_secrets_do_not_reach_commands() {
     assert!(out.content.contains("key=\n"), "{}", out.content);
 }
 
-#[tokio::test]
-async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
-    let f = Fixture::new();
+async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(choice: BackendChoice) {
+    let f = Fixture::with(choice);
     let ws = f.ws();
     let secret = f.outside().join("secret.txt");
     std::fs::write(ws.join("inside.txt"), "inside\n").unwrap();
@@ -492,4 +497,151 @@ async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
     f.outside_untouched(&[]);
     // Some reads landed on the inside file: the race was really run.
     let _ = reads;
+}
+
+/// Each attempt under bubblewrap.
+mod bubblewrap {
+    use super::*;
+
+    #[tokio::test]
+    async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
+        super::bash_cannot_write_outside_by_absolute_path_or_dotdot(BackendChoice::Bubblewrap)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
+        super::bash_cannot_read_outside_by_absolute_path_dotdot_or_proc(BackendChoice::Bubblewrap)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
+        super::a_symlink_made_by_bash_does_not_lead_the_file_tools_outside(
+            BackendChoice::Bubblewrap,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
+        super::the_root_file_system_cannot_be_remounted_nor_namespaces_escaped(
+            BackendChoice::Bubblewrap,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_network_is_off_loopback_and_dns_included() {
+        super::the_network_is_off_loopback_and_dns_included(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
+        super::a_process_flood_and_a_memory_hog_are_held_by_limits(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn nothing_a_command_starts_outlives_its_call() {
+        super::nothing_a_command_starts_outlives_its_call(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn git_reads_nothing_outside_the_repository() {
+        super::git_reads_nothing_outside_the_repository(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn git_configuration_cannot_run_commands() {
+        super::git_configuration_cannot_run_commands(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn what_runs_next_cannot_be_planted() {
+        super::what_runs_next_cannot_be_planted(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn keels_secrets_do_not_reach_commands() {
+        super::keels_secrets_do_not_reach_commands(BackendChoice::Bubblewrap).await;
+    }
+
+    #[tokio::test]
+    async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
+        super::a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(
+            BackendChoice::Bubblewrap,
+        )
+        .await;
+    }
+}
+
+/// Each attempt under Landlock + seccomp (no bubblewrap).
+mod landlock {
+    use super::*;
+
+    #[tokio::test]
+    async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
+        super::bash_cannot_write_outside_by_absolute_path_or_dotdot(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
+        super::bash_cannot_read_outside_by_absolute_path_dotdot_or_proc(BackendChoice::Landlock)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
+        super::a_symlink_made_by_bash_does_not_lead_the_file_tools_outside(BackendChoice::Landlock)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
+        super::the_root_file_system_cannot_be_remounted_nor_namespaces_escaped(
+            BackendChoice::Landlock,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_network_is_off_loopback_and_dns_included() {
+        super::the_network_is_off_loopback_and_dns_included(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
+        super::a_process_flood_and_a_memory_hog_are_held_by_limits(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn nothing_a_command_starts_outlives_its_call() {
+        super::nothing_a_command_starts_outlives_its_call(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn git_reads_nothing_outside_the_repository() {
+        super::git_reads_nothing_outside_the_repository(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn git_configuration_cannot_run_commands() {
+        super::git_configuration_cannot_run_commands(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn what_runs_next_cannot_be_planted() {
+        super::what_runs_next_cannot_be_planted(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn keels_secrets_do_not_reach_commands() {
+        super::keels_secrets_do_not_reach_commands(BackendChoice::Landlock).await;
+    }
+
+    #[tokio::test]
+    async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
+        super::a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(BackendChoice::Landlock)
+            .await;
+    }
 }

@@ -87,6 +87,7 @@ impl Session {
             }
             Err(refused) => Err(std::io::Error::other(refused.to_string())),
         };
+        self.tool_ctx.sandbox.reap();
         let result = match result {
             Ok(result) => result,
             Err(e) => {

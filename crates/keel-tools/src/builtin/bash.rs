@@ -62,9 +62,10 @@ impl TypedTool for Bash {
             ctx.sandbox.shell(&args.command, root)
         }
         .map_err(|e| ToolError::Refused(e.to_string()))?;
-        let result = exec::run(command, timeout, limits.output_bytes, cancel)
-            .await
-            .map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
+        let result = exec::run(command, timeout, limits.output_bytes, cancel).await;
+        // Nothing the command started outlives the call.
+        ctx.sandbox.reap();
+        let result = result.map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
         let mut text = note;
         text.push_str(&result.output);
         if !text.is_empty() && !text.ends_with('\n') {

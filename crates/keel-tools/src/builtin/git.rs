@@ -299,6 +299,9 @@ impl TypedTool for Git {
             .env("GIT_PAGER", "cat")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // The user's global configuration is theirs, not the repository's: it is
+            // not read (under Landlock the home directory is not readable at all).
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env_remove("GIT_EXTERNAL_DIFF")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE");

@@ -2,7 +2,8 @@
 // playwright-core. Run by crates/keel-cli/tests/serve_browser.rs against a `keel serve`
 // whose replay model answers every session with the same script:
 //   1. read notes.txt   2. read missing.txt (a tool error)   3. an answer with code
-//   4. (the session's second turn) bash `sleep 30`, which the Stop button cancels.
+//   4. (the session's second turn) bash `curl …; sleep 30`: it wants the network, so it
+//      waits for approval (Allow is clicked), then runs until the Stop button cancels it.
 //
 // usage: node ui.mjs LOGIN_URL SCREENSHOT_DIR
 import assert from "node:assert/strict";
@@ -105,6 +106,13 @@ try {
   await input.press("Enter");
   const stop = page.locator("#stop");
   await page.locator(".event.tool_call", { hasText: "sleep 30" }).waitFor();
+  const approval = page.locator(".event.approval");
+  await approval.waitFor();
+  assert.match(await approval.textContent(), /network/);
+  assert.equal(await color(approval, "borderLeftColor"), AMBER, "approval requests are amber");
+  await approval.locator("button.approve-allow").click();
+  await page.locator(".event.approval-decision.allowed", { hasText: "approved (user)" }).waitFor();
+  assert.equal(await approval.locator("button").count(), 0, "the buttons go once answered");
   assert.equal(await stop.isEnabled(), true, "Stop is live while a turn runs");
   await stop.click();
   await page.locator(".event.done.cancelled").waitFor();

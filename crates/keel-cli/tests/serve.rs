@@ -102,7 +102,10 @@ fn browser_script() -> Vec<serde_json::Value> {
         call("read", json!({"path": "notes.txt"})),
         call("read", json!({"path": "missing.txt"})),
         json!({"content": "notes.txt holds two lines:\n```\nalpha\nbeta\n```\nand `missing.txt` does not exist."}),
-        call("bash", json!({"command": "sleep 30"})),
+        call(
+            "bash",
+            json!({"command": "curl -s -m 5 http://127.0.0.1:9/ ; sleep 30"}),
+        ),
         json!({"content": "done waiting"}),
     ]
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use keel_tools::sandbox::{SandboxConfig, SandboxMode};
+use keel_tools::sandbox::{BackendChoice, SandboxConfig, SandboxMode};
 use keel_tools::{Limits, ToolContext, ToolRegistry, Workspace};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,19 @@ async fn main() {
         .unwrap_or(100);
     let dir = tempfile::tempdir().expect("a scratch workspace");
     let workspace = Workspace::new(dir.path()).expect("the workspace");
-    let sandboxed = ToolContext::new(workspace.clone(), Limits::default());
+    // The second argument picks the backend: `auto` (default), `bubblewrap`, `landlock`.
+    let backend = std::env::args()
+        .nth(2)
+        .and_then(|b| BackendChoice::parse(&b))
+        .unwrap_or_default();
+    let sandboxed = ToolContext::with_sandbox(
+        workspace.clone(),
+        Limits::default(),
+        &SandboxConfig {
+            backend,
+            ..SandboxConfig::default()
+        },
+    );
     let off = ToolContext::with_sandbox(
         workspace,
         Limits::default(),

@@ -488,3 +488,60 @@ fn gone(marker: &str) -> bool {
     }
     running(marker).is_empty()
 }
+
+#[test]
+fn secrets_are_masked_for_the_model_and_the_store_and_not_written() {
+    let key_body = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW";
+    let key = format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n{key_body}\n-----END OPENSSH PRIVATE KEY-----\n"
+    );
+    let env = Env::new(&[("deploy/id_ed25519", key.as_str()), ("notes.md", "hello\n")]);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("read", json!({"path": "deploy/id_ed25519"}))}),
+        json!({"content": call("bash", json!({"command": "cat deploy/id_ed25519; echo AKIAIOSFODNN7EXAMPLE"}))}),
+        json!({"content": call("write", json!({"path": "config.py", "content": "KEY = 'AKIAIOSFODNN7EXAMPLE'\n"}))}),
+        json!({"content": "Done."}),
+    ]);
+    let (output, events) = run_json(&env, &script, &["--no-verify"], "what is in deploy/?");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    for result in &results[..2] {
+        let text = result["output"].as_str().unwrap();
+        assert!(text.contains("[secret masked: private-key]"), "{text}");
+        assert!(text.contains("[keel masked"), "{text}");
+    }
+    assert!(
+        results[1]["output"]
+            .as_str()
+            .unwrap()
+            .contains("[secret masked: aws-access-key-id]")
+    );
+    let refused = results[2]["output"].as_str().unwrap();
+    assert!(
+        results[2]["is_error"].as_bool().unwrap() && refused.contains("looks like a secret"),
+        "{refused}"
+    );
+    assert!(!env.repo.path().join("config.py").exists());
+    // Neither the events printed nor the store hold the key (the AWS id is in the
+    // script's own calls, so only the results are checked for it).
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains(key_body));
+    assert!(results.iter().all(|r| {
+        !r["output"]
+            .as_str()
+            .unwrap()
+            .contains("AKIAIOSFODNN7EXAMPLE")
+    }));
+    let id = events[0]["session_id"].as_str().unwrap();
+    let stored = env.stdout(&["sessions", "export", id]);
+    assert!(!stored.contains(key_body), "the store holds the key");
+    assert!(stored.contains("[secret masked: private-key]"));
+}

@@ -11,6 +11,7 @@ mod error;
 pub mod exec;
 mod output;
 mod registry;
+pub mod secrets;
 mod tool;
 mod workspace;
 

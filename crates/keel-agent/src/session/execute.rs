@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 use keel_protocol::Event;
-use keel_tools::ToolOutput;
 use keel_tools::sandbox::Backend;
+use keel_tools::{ToolOutput, secrets};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -204,6 +204,8 @@ impl Session {
             )
             .await;
             for (call, (mut output, duration)) in group.iter().zip(results) {
+                // Secrets never reach the model or the store.
+                output.content = secrets::mask_output(&output.content);
                 if self.is_test_run(call) {
                     if output.is_error {
                         output.content = test_output::condense(&output.content);

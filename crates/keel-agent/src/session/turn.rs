@@ -50,6 +50,8 @@ impl Session {
             if let Some(store) = &agent.memory {
                 content.push_str(&context_section(store, &root, message, &self.id));
             }
+            // Files shown whole and test output: secrets masked like any tool output.
+            let content = keel_tools::secrets::mask(&content).0;
             self.emit(sink, Event::Context { content });
         }
         self.emit(

@@ -1,7 +1,7 @@
 //! Verification: the project's tests re-run when the model says it is done.
 
 use keel_protocol::Event;
-use keel_tools::exec;
+use keel_tools::{exec, secrets};
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, Session};
@@ -55,7 +55,11 @@ impl Session {
             Ok(result) if result.ending == exec::Ending::Exited => format!(
                 "\nThe tests fail at the start (`{command}`, exit code {}):\n{}\n",
                 result.exit_code.map_or("none".into(), |c| c.to_string()),
-                tail(&test_output::condense(&result.output), START_TESTS_OUTPUT).trim_end()
+                tail(
+                    &secrets::mask_output(&test_output::condense(&result.output)),
+                    START_TESTS_OUTPUT
+                )
+                .trim_end()
             ),
             _ => String::new(),
         }
@@ -111,13 +115,14 @@ impl Session {
             return Verification::Cancelled;
         }
         let passed = result.success();
+        let output = secrets::mask_output(&result.output);
         self.emit(
             sink,
             Event::Verification {
                 command: command.clone(),
                 passed,
                 exit_code: result.exit_code,
-                output: result.output.clone(),
+                output: output.clone(),
                 duration_ms: result.duration.as_millis() as u64,
             },
         );
@@ -133,7 +138,7 @@ impl Session {
         };
         Verification::Failed(format!(
             "You said you are done, but the tests fail (`{command}`, {how}):\n{}\nFix the code so the tests pass, then finish again.",
-            test_output::condense(&result.output).trim_end()
+            test_output::condense(&output).trim_end()
         ))
     }
 }

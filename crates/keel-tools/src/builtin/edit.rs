@@ -57,6 +57,7 @@ impl TypedTool for Edit {
         if ctx.workspace.is_protected(&path) {
             return Err(super::protected(&shown));
         }
+        super::check_secrets(&shown, &args.new_string)?;
         let content = read_text(ctx, &path)?;
         let (old, new) = if content.contains("\r\n") && !args.old_string.contains("\r\n") {
             (

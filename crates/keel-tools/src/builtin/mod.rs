@@ -54,6 +54,24 @@ pub(crate) fn not_found(ctx: &crate::ToolContext, resolved: &std::path::Path) ->
     crate::ToolError::Failed(message)
 }
 
+/// Refuses content that would put a secret into a file, or a masked placeholder where
+/// a secret was (writing it back would destroy the real value).
+pub(crate) fn check_secrets(shown: &str, content: &str) -> Result<(), crate::ToolError> {
+    if content.contains(crate::secrets::MASK_PREFIX) {
+        return Err(crate::ToolError::Refused(format!(
+            "refused: the content for {shown} holds `[secret masked: …]`, keel's placeholder for a secret it hid from you; writing it would destroy the real value. Change the other lines with edit instead"
+        )));
+    }
+    let kinds = crate::secrets::kinds_in(content);
+    if !kinds.is_empty() {
+        return Err(crate::ToolError::Refused(format!(
+            "refused: the content for {shown} holds what looks like a secret ({}); keep secrets out of files — read them from the environment instead",
+            kinds.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// The refusal of a write into `.git` or `.keel`.
 pub(crate) fn protected(shown: &str) -> crate::ToolError {
     crate::ToolError::Refused(format!(

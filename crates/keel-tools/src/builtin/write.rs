@@ -34,6 +34,7 @@ impl TypedTool for Write {
         if ctx.workspace.is_protected(&path) {
             return Err(super::protected(&shown));
         }
+        super::check_secrets(&shown, &args.content)?;
         let existed = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 return Err(ToolError::Refused(format!("{shown} is a directory")));

@@ -15,6 +15,7 @@ mod session;
 mod stall;
 mod store_sink;
 mod test_output;
+mod test_report;
 mod window;
 
 pub use config::AgentConfig;

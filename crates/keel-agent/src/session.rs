@@ -186,6 +186,8 @@ pub struct Session {
     next_call: u64,
     /// Set when a sink reported a fault; the turn then ends `failed`.
     sink_failure: Option<String>,
+    /// The tests as they were when the session started (verification's baseline).
+    baseline: Option<crate::test_report::Report>,
 }
 
 impl Session {
@@ -206,6 +208,7 @@ impl Session {
             events: Vec::new(),
             next_call: 0,
             sink_failure: None,
+            baseline: None,
         };
         session.emit(
             sink,
@@ -273,6 +276,7 @@ impl Session {
             next_call: calls.len() as u64,
             events,
             sink_failure: None,
+            baseline: None,
         };
         if interrupted {
             for (call_id, name) in pending {

@@ -545,3 +545,108 @@ fn secrets_are_masked_for_the_model_and_the_store_and_not_written() {
     assert!(!stored.contains(key_body), "the store holds the key");
     assert!(stored.contains("[secret masked: private-key]"));
 }
+
+#[test]
+fn a_pytest_project_without_tests_ends_completed() {
+    let env = Env::new(&[("calc.py", PY_BUGGY), ("pyproject.toml", PYPROJECT)]);
+    let script = env.script("script.jsonl", &[json!({"content": "Nothing to do."})]);
+    let (output, events) = run_json(&env, &script, &[], "What does calc.py do?");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["exit_code"], 5);
+    assert_eq!(done(&events)["outcome"], "completed");
+    assert_eq!(
+        done(&events)["iterations"],
+        1,
+        "no loop on a project without tests"
+    );
+}
+
+#[test]
+fn a_preexisting_failure_does_not_block_a_fix_of_another_test() {
+    let env = Env::new(&[
+        (
+            "calc.py",
+            "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n",
+        ),
+        (
+            "tests/test_calc.py",
+            "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+        ),
+        ("pyproject.toml", PYPROJECT),
+    ]);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("edit", json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}))}),
+        json!({"content": "Fixed add."}),
+    ]);
+    let (output, events) = run_json(&env, &script, &[], "Fix add in calc.py");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(done(&events)["outcome"], "verified");
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["passed"], true);
+    assert_eq!(
+        verification["preexisting"],
+        json!(["tests/test_calc.py::test_mul"])
+    );
+    // Doing nothing is not an improvement: the same red run is not verified.
+    let env = Env::new(&[
+        ("calc.py", "def add(a, b):\n    return a - b\n"),
+        ("tests/test_calc.py", PY_TEST),
+        ("pyproject.toml", PYPROJECT),
+    ]);
+    let script = env.script(
+        "script.jsonl",
+        &[
+            json!({"content": call("read", json!({"path": "calc.py"}))}),
+            json!({"content": "Done."}),
+        ],
+    );
+    let (_, events) = run_json(
+        &env,
+        &script,
+        &["--max-iterations", "2"],
+        "Fix add in calc.py",
+    );
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["passed"], false);
+    assert_ne!(done(&events)["outcome"], "verified");
+}
+
+#[test]
+fn a_missing_test_runner_is_an_environment_error_not_a_loop() {
+    let env = Env::new(&[("notes.md", "hello\n")]);
+    let script = env.script("script.jsonl", &[json!({"content": "Done."})]);
+    let (output, events) = run_json(
+        &env,
+        &script,
+        &["--test-command", "no-such-test-runner-xyz"],
+        "What is in notes.md?",
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let error = events.iter().find(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["kind"], "environment");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("command not found"),
+        "{error}"
+    );
+    assert_eq!(done(&events)["outcome"], "completed");
+    assert_eq!(done(&events)["iterations"], 1);
+}

@@ -49,6 +49,9 @@ pub enum ErrorKind {
     ContextOverflow,
     /// A fault inside keel (store unwritable, …).
     Internal,
+    /// The machine cannot do what the task needs (the test runner is not installed, no
+    /// sandbox for commands, …): nothing the model can fix.
+    Environment,
 }
 
 /// Why keel sent the model a message of its own.
@@ -135,6 +138,10 @@ pub enum Event {
         exit_code: Option<i32>,
         output: String,
         duration_ms: u64,
+        /// Tests that already failed when the session started and still fail: the run
+        /// counts as passed when nothing else fails and one of them was fixed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        preexisting: Vec<String>,
     },
     /// A message keel sent to the model on its own initiative.
     Feedback {

@@ -142,7 +142,20 @@ impl Session {
                             self.emit(sink, Event::Response { content: prose });
                             break Outcome::Verified;
                         }
-                        Verification::NotRun => {
+                        Verification::NotRun | Verification::NoTests => {
+                            answer = prose.clone();
+                            self.emit(sink, Event::Response { content: prose });
+                            break Outcome::Completed;
+                        }
+                        Verification::Unavailable(message) => {
+                            // Not the model's to fix: said once, and the turn ends.
+                            self.emit(
+                                sink,
+                                Event::Error {
+                                    kind: ErrorKind::Environment,
+                                    message,
+                                },
+                            );
                             answer = prose.clone();
                             self.emit(sink, Event::Response { content: prose });
                             break Outcome::Completed;

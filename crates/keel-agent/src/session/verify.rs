@@ -5,11 +5,17 @@ use keel_tools::{exec, secrets};
 use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, Session};
-use crate::test_output;
+use crate::{test_output, test_report};
 
 pub(super) enum Verification {
+    /// Green, or better than a red baseline.
     Passed,
+    /// No test command, or verification is off.
     NotRun,
+    /// The runner found no tests.
+    NoTests,
+    /// The tests cannot run here (a missing runner, no sandbox): not the model's to fix.
+    Unavailable(String),
     Cancelled,
     Failed(String),
 }
@@ -36,7 +42,11 @@ impl Session {
     /// context: a small model that sees which assertion fails (`assert -1 == 5`, where
     /// -1 = add(2, 3)) looks in the right place. Empty when there is no test command,
     /// verification is off, or the run takes too long.
-    pub(super) async fn tests_at_start(&self, agent: &Agent, cancel: &CancellationToken) -> String {
+    pub(super) async fn tests_at_start(
+        &mut self,
+        agent: &Agent,
+        cancel: &CancellationToken,
+    ) -> String {
         let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
             return String::new();
         };
@@ -48,7 +58,21 @@ impl Session {
             return String::new();
         };
         let limit = agent.config.limits.output_bytes;
-        match exec::run(shell, START_TESTS_TIMEOUT, limit, cancel).await {
+        let run = exec::run(shell, START_TESTS_TIMEOUT, limit, cancel).await;
+        self.tool_ctx.sandbox.reap();
+        if let Some(result) = run
+            .as_ref()
+            .ok()
+            .filter(|r| r.ending == exec::Ending::Exited)
+        {
+            // The baseline verification compares with.
+            self.baseline = Some(test_report::read(
+                &command,
+                result.exit_code,
+                &result.output,
+            ));
+        }
+        match run {
             Ok(result) if result.success() => {
                 format!("\nThe tests pass at the start (`{command}`).\n")
             }
@@ -95,27 +119,41 @@ impl Session {
         let result = match result {
             Ok(result) => result,
             Err(e) => {
-                let feedback = format!(
-                    "keel could not run the test command `{command}`: {e}. The task is not verified."
-                );
                 self.emit(
                     sink,
                     Event::Verification {
-                        command,
+                        command: command.clone(),
                         passed: false,
                         exit_code: None,
                         output: e.to_string(),
                         duration_ms: 0,
+                        preexisting: Vec::new(),
                     },
                 );
-                return Verification::Failed(feedback);
+                return Verification::Unavailable(format!(
+                    "keel could not run the test command `{command}`: {e}. The task is not verified."
+                ));
             }
         };
         if result.ending == exec::Ending::Cancelled {
             return Verification::Cancelled;
         }
-        let passed = result.success();
         let output = secrets::mask_output(&result.output);
+        let report = if result.ending == exec::Ending::Exited {
+            test_report::read(&command, result.exit_code, &result.output)
+        } else {
+            test_report::Report::Red(None)
+        };
+        // Compared with a red baseline: nothing worse and something fixed passes.
+        let preexisting: Vec<String> = match (&self.baseline, &report) {
+            (Some(test_report::Report::Red(Some(before))), test_report::Report::Red(Some(now)))
+                if test_report::improved(before, now) =>
+            {
+                now.iter().cloned().collect()
+            }
+            _ => Vec::new(),
+        };
+        let passed = report == test_report::Report::Green || !preexisting.is_empty();
         self.emit(
             sink,
             Event::Verification {
@@ -124,10 +162,18 @@ impl Session {
                 exit_code: result.exit_code,
                 output: output.clone(),
                 duration_ms: result.duration.as_millis() as u64,
+                preexisting,
             },
         );
-        if passed {
-            return Verification::Passed;
+        match report {
+            _ if passed => return Verification::Passed,
+            test_report::Report::NoTests => return Verification::NoTests,
+            test_report::Report::MissingRunner(why) => {
+                return Verification::Unavailable(format!(
+                    "the test command `{command}` cannot run here: {why}. Install it, or set `test_command`; the task is not verified."
+                ));
+            }
+            _ => {}
         }
         let how = match (result.ending, result.exit_code) {
             (exec::Ending::TimedOut, _) => {

@@ -650,3 +650,60 @@ fn a_missing_test_runner_is_an_environment_error_not_a_loop() {
     assert_eq!(done(&events)["outcome"], "completed");
     assert_eq!(done(&events)["iterations"], 1);
 }
+
+#[test]
+fn an_edit_that_breaks_the_syntax_is_refused_and_the_file_unchanged() {
+    let files = [
+        ("calc.py", "def add(a, b):\n    return a + b\n"),
+        (
+            "src/lib.rs",
+            "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+        ),
+        (
+            "web/app.js",
+            "export function add(a, b) {\n  return a + b;\n}\n",
+        ),
+    ];
+    let env = Env::new(&files);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("edit", json!({"path": "calc.py", "old_string": "return a + b", "new_string": "return (a + b"}))}),
+        json!({"content": call("edit", json!({"path": "src/lib.rs", "old_string": "a + b\n}", "new_string": "a + b\n"}))}),
+        json!({"content": call("read", json!({"path": "web/app.js"}))}),
+        json!({"content": call("write", json!({"path": "web/app.js", "content": "export function add(a, b {\n  return a + b;\n}\n"}))}),
+        // A new file that does not parse is written, with a note.
+        json!({"content": call("write", json!({"path": "draft.py", "content": "def f(:\n"}))}),
+        json!({"content": "Done."}),
+    ]);
+    let (output, events) = run_json(&env, &script, &["--no-verify"], "Refactor add");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    for (index, language) in [(0, "Python"), (1, "Rust"), (3, "JavaScript")] {
+        let text = results[index]["output"].as_str().unwrap();
+        assert_eq!(results[index]["is_error"], true, "{text}");
+        assert!(
+            text.contains("unparsable")
+                && text.contains(&format!("{language} syntax error at line")),
+            "{text}"
+        );
+    }
+    for (path, content) in files {
+        assert_eq!(
+            std::fs::read_to_string(env.repo.path().join(path)).unwrap(),
+            content,
+            "{path} changed"
+        );
+    }
+    let draft = results[4]["output"].as_str().unwrap();
+    assert!(
+        draft.starts_with("created draft.py") && draft.contains("does not parse"),
+        "{draft}"
+    );
+}

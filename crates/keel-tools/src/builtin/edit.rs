@@ -104,6 +104,7 @@ impl TypedTool for Edit {
         updated.push_str(&content[..replacement.start]);
         updated.push_str(&replacement.text);
         updated.push_str(&content[replacement.end..]);
+        let note = super::check_syntax(&path, &shown, Some(&content), &updated)?;
         ctx.workspace
             .open_write(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, updated.as_bytes()))
@@ -118,6 +119,7 @@ impl TypedTool for Edit {
             first.saturating_sub(2).max(1),
             last + 2,
         ));
+        out.push_str(&note);
         Ok(out)
     }
 }

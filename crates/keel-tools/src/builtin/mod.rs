@@ -72,6 +72,31 @@ pub(crate) fn check_secrets(shown: &str, content: &str) -> Result<(), crate::Too
     Ok(())
 }
 
+/// The syntax check of new content for a file whose old content was `before` (`None`
+/// for a new file): `Err` refuses (the file parsed and would not), `Ok(note)` lets it
+/// through with a note when the result still does not parse.
+pub(crate) fn check_syntax(
+    path: &std::path::Path,
+    shown: &str,
+    before: Option<&str>,
+    after: &str,
+) -> Result<String, crate::ToolError> {
+    if !keel_syntax::supported(path) {
+        return Ok(String::new());
+    }
+    let Err(error) = keel_syntax::check(path, after) else {
+        return Ok(String::new());
+    };
+    match before {
+        Some(before) if keel_syntax::check(path, before).is_ok() => {
+            Err(crate::ToolError::Refused(format!(
+                "refused: this would leave {shown} unparsable; the file is unchanged.\n{error}"
+            )))
+        }
+        _ => Ok(format!("\nnote: {shown} does not parse: {error}")),
+    }
+}
+
 /// The refusal of a write into `.git` or `.keel`.
 pub(crate) fn protected(shown: &str) -> crate::ToolError {
     crate::ToolError::Refused(format!(

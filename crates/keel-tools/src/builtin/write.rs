@@ -47,14 +47,19 @@ impl TypedTool for Write {
                 "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
             )));
         }
-        let unchanged =
-            existed && super::read_text(ctx, &path).is_ok_and(|old| old == args.content);
+        let before = if existed {
+            super::read_text(ctx, &path).ok()
+        } else {
+            None
+        };
+        let unchanged = before.as_deref() == Some(args.content.as_str());
         if unchanged {
             ctx.mark_read(&path);
             return Ok(format!(
                 "{shown} already had exactly this content: nothing changed"
             ));
         }
+        let note = super::check_syntax(&path, &shown, before.as_deref(), &args.content)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::io("cannot create directory", parent, e))?;
@@ -67,7 +72,7 @@ impl TypedTool for Write {
         let lines = args.content.lines().count();
         let verb = if existed { "overwrote" } else { "created" };
         Ok(format!(
-            "{verb} {shown} ({lines} lines, {} bytes)",
+            "{verb} {shown} ({lines} lines, {} bytes){note}",
             args.content.len()
         ))
     }

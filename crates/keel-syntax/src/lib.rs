@@ -97,10 +97,11 @@ fn first_error(node: Node) -> Option<Node> {
     }
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
-        if child.has_error() || child.is_missing() {
-            if let Some(found) = first_error(child) {
-                return Some(found);
-            }
+        if let Some(found) = (child.has_error() || child.is_missing())
+            .then(|| first_error(child))
+            .flatten()
+        {
+            return Some(found);
         }
     }
     None

@@ -5,6 +5,7 @@ mod changes;
 mod code_blocks;
 mod config;
 mod context;
+mod deps;
 mod detect;
 mod intent;
 mod memory;

@@ -93,6 +93,8 @@ pub struct Verdict {
     pub reason: String,
     /// Approved, the command gets the network for this call.
     pub grants_network: bool,
+    /// A `[permissions]` rule decided (not a default).
+    pub from_rule: bool,
 }
 
 /// Programs and subcommands that reach the network.
@@ -201,6 +203,7 @@ impl Permissions {
                 action: rule.action,
                 reason: format!("{} says {:?}", rule.describe(), rule.action).to_lowercase(),
                 grants_network: network,
+                from_rule: true,
             };
         }
         if read_only || tool != "bash" {
@@ -208,6 +211,7 @@ impl Permissions {
                 action: Action::Allow,
                 reason: String::new(),
                 grants_network: false,
+                from_rule: false,
             };
         }
         if self.unsandboxed {
@@ -215,6 +219,7 @@ impl Permissions {
                 action: Action::Ask,
                 reason: "commands run without a sandbox, with your full rights".into(),
                 grants_network: false,
+                from_rule: false,
             };
         }
         if network {
@@ -223,12 +228,14 @@ impl Permissions {
                 reason: "the command wants the network; approved, it runs with the network on"
                     .into(),
                 grants_network: true,
+                from_rule: false,
             };
         }
         Verdict {
             action: Action::Allow,
             reason: String::new(),
             grants_network: false,
+            from_rule: false,
         }
     }
 }

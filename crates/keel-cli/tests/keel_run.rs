@@ -707,3 +707,41 @@ fn an_edit_that_breaks_the_syntax_is_refused_and_the_file_unchanged() {
         "{draft}"
     );
 }
+
+#[test]
+fn the_dependency_guard_refuses_a_typo_and_lets_a_known_package_in() {
+    let env = Env::new(&[("app.py", "print('hi')\n")]);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("bash", json!({"command": "pip install reqeusts"}))}),
+        json!({"content": call("write", json!({"path": "requirements.txt", "content": "reqeusts>=2\n"}))}),
+        json!({"content": call("write", json!({"path": "requirements.txt", "content": "requests>=2\n"}))}),
+        json!({"content": "Done."}),
+    ]);
+    let (output, events) = run_json(&env, &script, &["--no-verify"], "Add an HTTP client");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    for refused in &results[..2] {
+        let text = refused["output"].as_str().unwrap();
+        assert_eq!(refused["is_error"], true);
+        assert!(
+            text.contains("dependency guard") && text.contains("`requests`"),
+            "{text}"
+        );
+    }
+    assert_eq!(results[2]["is_error"], false, "{}", results[2]["output"]);
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("requirements.txt")).unwrap(),
+        "requests>=2\n"
+    );
+    let approvals: Vec<&Value> = events.iter().filter(|e| e["type"] == "approval").collect();
+    assert_eq!(approvals.len(), 2);
+    assert!(approvals.iter().all(|a| a["by"] == "dependency guard"));
+}

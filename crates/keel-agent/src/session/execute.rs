@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, PendingCall, Session};
 use crate::changes::ChangeTracker;
+use crate::deps;
 use crate::permissions::{Action, ApprovalRequest, Decision, Permissions};
 use crate::test_output;
 
@@ -52,8 +53,34 @@ impl Session {
             unsandboxed: *sandbox.backend() == Backend::Off,
             network: sandbox.policy().network,
         };
-        let verdict =
+        let mut verdict =
             permissions.decide(&call.name, arguments, agent.tools.is_read_only(&call.name));
+        if !verdict.from_rule && verdict.action != Action::Deny {
+            // The packages the call adds: typos refused, unknown names asked about.
+            let guard = deps::check(self.tool_ctx.workspace.root(), &call.name, arguments);
+            if !guard.refuse.is_empty() {
+                self.emit(
+                    sink,
+                    Event::Approval {
+                        call_id: call.id.clone(),
+                        allowed: false,
+                        by: "dependency guard".into(),
+                    },
+                );
+                return Some(format!(
+                    "refused by keel's dependency guard: {}",
+                    guard.refuse.join("; ")
+                ));
+            }
+            if !guard.ask.is_empty() {
+                verdict.action = Action::Ask;
+                verdict.reason = if verdict.reason.is_empty() {
+                    guard.ask.join("; ")
+                } else {
+                    format!("{}; {}", guard.ask.join("; "), verdict.reason)
+                };
+            }
+        }
         match verdict.action {
             Action::Allow => None,
             Action::Deny => {

@@ -15,6 +15,7 @@ mod repair;
 mod session;
 mod stall;
 mod store_sink;
+mod tamper;
 mod test_output;
 mod test_report;
 mod window;

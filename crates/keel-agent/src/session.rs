@@ -188,6 +188,10 @@ pub struct Session {
     sink_failure: Option<String>,
     /// The tests as they were when the session started (verification's baseline).
     baseline: Option<crate::test_report::Report>,
+    /// The test files as they were when the session started (the tamper guard's).
+    test_files: Option<crate::tamper::Snapshot>,
+    /// The current task asks to change tests: the tamper guard stands aside.
+    tests_may_change: bool,
 }
 
 impl Session {
@@ -209,6 +213,8 @@ impl Session {
             next_call: 0,
             sink_failure: None,
             baseline: None,
+            test_files: None,
+            tests_may_change: false,
         };
         session.emit(
             sink,
@@ -277,6 +283,8 @@ impl Session {
             events,
             sink_failure: None,
             baseline: None,
+            test_files: None,
+            tests_may_change: false,
         };
         if interrupted {
             for (call_id, name) in pending {

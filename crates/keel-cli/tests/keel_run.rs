@@ -745,3 +745,55 @@ fn the_dependency_guard_refuses_a_typo_and_lets_a_known_package_in() {
     assert_eq!(approvals.len(), 2);
     assert!(approvals.iter().all(|a| a["by"] == "dependency guard"));
 }
+
+#[test]
+fn a_weakened_test_is_refused_and_verification_runs_the_original_tests() {
+    let env = python_repo();
+    let script = env.script("script.jsonl", &[
+        // Weakening through the file tools is refused.
+        json!({"content": call("edit", json!({"path": "tests/test_calc.py", "old_string": "assert add(2, 3) == 5", "new_string": "assert True"}))}),
+        // Through bash it happens, but verification runs the original test (red), plus
+        // the test the agent added (which runs: it fails too).
+        json!({"content": call("bash", json!({"command": "printf 'def test_add():\\n    pass\\n' > tests/test_calc.py && printf 'def test_new():\\n    assert 1 == 2\\n' > tests/test_new.py"}))}),
+        json!({"content": "Done."}),
+    ]);
+    let (_, events) = run_json(
+        &env,
+        &script,
+        &["--max-iterations", "3"],
+        "Fix the bug in calc.py",
+    );
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    let refused = results[0]["output"].as_str().unwrap();
+    assert!(
+        refused.contains("test file") && refused.contains("cannot fail"),
+        "{refused}"
+    );
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["passed"], false);
+    let output = verification["output"].as_str().unwrap();
+    assert!(
+        output.contains("test_add") && output.contains("test_new"),
+        "{output}"
+    );
+    let feedback = events
+        .iter()
+        .find(|e| e["type"] == "feedback" && e["reason"] == "tests_failed")
+        .unwrap();
+    assert!(
+        feedback["content"]
+            .as_str()
+            .unwrap()
+            .contains("tests/test_calc.py"),
+        "{feedback}"
+    );
+    // The agent's versions are back after the run.
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("tests/test_calc.py")).unwrap(),
+        "def test_add():\n    pass\n"
+    );
+    assert_ne!(done(&events)["outcome"], "verified");
+}

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Agent, EventSink, PendingCall, Session};
 use crate::changes::ChangeTracker;
-use crate::deps;
 use crate::permissions::{Action, ApprovalRequest, Decision, Permissions};
 use crate::test_output;
+use crate::{deps, tamper};
 
 const TESTS_PASS: &str =
     "\n\nThe tests pass. If the task is done, reply without a tool call: say what you changed.";
@@ -55,6 +55,17 @@ impl Session {
         };
         let mut verdict =
             permissions.decide(&call.name, arguments, agent.tools.is_read_only(&call.name));
+        if let Some(why) = self.weakens_tests(call, arguments) {
+            self.emit(
+                sink,
+                Event::Approval {
+                    call_id: call.id.clone(),
+                    allowed: false,
+                    by: "test-tamper guard".into(),
+                },
+            );
+            return Some(why);
+        }
         if !verdict.from_rule && verdict.action != Action::Deny {
             // The packages the call adds: typos refused, unknown names asked about.
             let guard = deps::check(self.tool_ctx.workspace.root(), &call.name, arguments);
@@ -139,6 +150,37 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The refusal of a `write` / `edit` that weakens a test file, unless the task asks to
+    /// change tests.
+    fn weakens_tests(&self, call: &PendingCall, arguments: &Value) -> Option<String> {
+        if self.tests_may_change || !matches!(call.name.as_str(), "write" | "edit") {
+            return None;
+        }
+        let path = arguments.get("path").and_then(Value::as_str)?;
+        let workspace = &self.tool_ctx.workspace;
+        let resolved = workspace.resolve(path).ok()?;
+        let shown = workspace.display(&resolved);
+        if !tamper::is_test_file(&shown) {
+            return None;
+        }
+        let before = std::fs::read_to_string(&resolved).ok()?;
+        let text = |key: &str| arguments.get(key).and_then(Value::as_str);
+        let after = match call.name.as_str() {
+            "write" => text("content")?.to_string(),
+            _ => {
+                let old = text("old_string")?;
+                if !before.contains(old) {
+                    return None;
+                }
+                before.replacen(old, text("new_string")?, 1)
+            }
+        };
+        let why = tamper::weakening(&before, &after)?;
+        Some(format!(
+            "refused: {shown} is a test file and this change weakens it ({why}). The task does not ask to change tests: make the code pass them as they are."
+        ))
     }
 
     /// Whether `call` runs the project's tests: its command contains the test command,

@@ -15,6 +15,7 @@ use crate::intent::asks_for_work;
 use crate::memory::{context_section, project_key};
 use crate::project_context;
 use crate::stall::{StallDetector, Verdict};
+use crate::tamper::{Snapshot, task_changes_tests};
 
 /// How many times a prose reply is refused, in a turn that asked for work and has done
 /// nothing yet, before it is taken as the answer.
@@ -60,6 +61,10 @@ impl Session {
                 content: message.to_string(),
             },
         );
+        if self.test_files.is_none() {
+            self.test_files = Some(Snapshot::take(&root));
+        }
+        self.tests_may_change = task_changes_tests(message);
         let mut changes = Some(ChangeTracker::start(&root));
         let mut answer = String::new();
         let mut stall = StallDetector::default();

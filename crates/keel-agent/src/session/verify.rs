@@ -98,6 +98,18 @@ impl Session {
         let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
             return Verification::NotRun;
         };
+        // The tests as they were when the session started (plus any the agent added),
+        // unless the task asks to change tests.
+        let root = self.tool_ctx.workspace.root().to_path_buf();
+        let restored = self
+            .test_files
+            .as_ref()
+            .filter(|_| !self.tests_may_change)
+            .map(|snapshot| snapshot.restore(&root));
+        let originals = restored
+            .as_ref()
+            .map(|r| r.paths(&root))
+            .unwrap_or_default();
         // The test command is the project's code: it runs in the sandbox like `bash`.
         let result = match self
             .tool_ctx
@@ -116,6 +128,9 @@ impl Session {
             Err(refused) => Err(std::io::Error::other(refused.to_string())),
         };
         self.tool_ctx.sandbox.reap();
+        if let Some(restored) = restored {
+            restored.undo();
+        }
         let result = match result {
             Ok(result) => result,
             Err(e) => {
@@ -182,8 +197,16 @@ impl Session {
             (_, Some(code)) => format!("exit code {code}"),
             (_, None) => "killed by a signal".into(),
         };
+        let originals = if originals.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n(The tests ran as they were when the task started: {} changed or removed in this session was put back for the run. The task does not ask to change tests.)",
+                originals.join(", ")
+            )
+        };
         Verification::Failed(format!(
-            "You said you are done, but the tests fail (`{command}`, {how}):\n{}\nFix the code so the tests pass, then finish again.",
+            "You said you are done, but the tests fail (`{command}`, {how}):\n{}{originals}\nFix the code so the tests pass, then finish again.",
             test_output::condense(&output).trim_end()
         ))
     }

@@ -24,6 +24,7 @@ use crate::repair;
 use crate::window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};
 use crate::{AgentConfig, detect_test_command, system_prompt};
 
+mod baseline;
 mod execute;
 mod reply;
 mod stream;
@@ -188,6 +189,9 @@ pub struct Session {
     sink_failure: Option<String>,
     /// The tests as they were when the session started (verification's baseline).
     baseline: Option<crate::test_report::Report>,
+    /// The baseline run, while it runs, and when it has finished.
+    baseline_run: Option<baseline::Running>,
+    baseline_done: Option<baseline::Finished>,
     /// The test files as they were when the session started (the tamper guard's).
     test_files: Option<crate::tamper::Snapshot>,
     /// The current task asks to change tests: the tamper guard stands aside.
@@ -213,6 +217,8 @@ impl Session {
             next_call: 0,
             sink_failure: None,
             baseline: None,
+            baseline_run: None,
+            baseline_done: None,
             test_files: None,
             tests_may_change: false,
         };
@@ -283,6 +289,8 @@ impl Session {
             events,
             sink_failure: None,
             baseline: None,
+            baseline_run: None,
+            baseline_done: None,
             test_files: None,
             tests_may_change: false,
         };

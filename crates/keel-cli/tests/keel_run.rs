@@ -797,3 +797,50 @@ fn a_weakened_test_is_refused_and_verification_runs_the_original_tests() {
     );
     assert_ne!(done(&events)["outcome"], "verified");
 }
+
+#[test]
+fn a_slow_baseline_runs_in_the_background_and_still_counts() {
+    let env = Env::new(&[
+        (
+            "calc.py",
+            "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n",
+        ),
+        (
+            "tests/test_calc.py",
+            "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+        ),
+        ("pyproject.toml", PYPROJECT),
+    ]);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("edit", json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}))}),
+        json!({"content": "Fixed add."}),
+    ]);
+    // Longer than the first request waits for it: the context goes without it, the edit
+    // waits for it, and verification compares with it.
+    let (output, events) = run_json(
+        &env,
+        &script,
+        &["--test-command", "sleep 3; python3 -m pytest -q"],
+        "Fix add in calc.py",
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let context = events.iter().find(|e| e["type"] == "context").unwrap();
+    assert!(
+        !context["content"]
+            .as_str()
+            .unwrap()
+            .contains("at the start"),
+        "{context}"
+    );
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(
+        verification["preexisting"],
+        json!(["tests/test_calc.py::test_mul"])
+    );
+    assert_eq!(done(&events)["outcome"], "verified");
+}

@@ -218,6 +218,10 @@ impl Session {
                 index + 1
             };
             let group = &calls[index..end];
+            if group.iter().any(|c| !agent.tools.is_read_only(&c.name)) {
+                // The baseline must not see the agent's work.
+                self.settle_baseline(None).await;
+            }
             if let Some(tracker) = changes.as_mut() {
                 let workspace = &self.tool_ctx.workspace;
                 for call in group.iter().filter(|c| !agent.tools.is_read_only(&c.name)) {

@@ -45,8 +45,9 @@ impl Session {
                     self.tool_ctx.mark_read(&resolved);
                 }
             }
+            self.start_baseline(agent);
             if asks_for_work(message) {
-                content.push_str(&self.tests_at_start(agent, cancel).await);
+                content.push_str(&self.baseline_context().await);
             }
             if let Some(store) = &agent.memory {
                 content.push_str(&context_section(store, &root, message, &self.id));

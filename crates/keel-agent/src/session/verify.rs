@@ -20,74 +20,7 @@ pub(super) enum Verification {
     Failed(String),
 }
 
-/// How long the test run at the start of a session may take before it is left out.
-const START_TESTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// Output of that run shown in the context (its tail, where the failures are).
-const START_TESTS_OUTPUT: usize = 3000;
-
-/// The last `max` bytes of `text` (at a character boundary), marked when cut.
-fn tail(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[… output cut]\n{}", &text[start..])
-}
-
 impl Session {
-    /// The project's tests run once before the first request of a task, for the
-    /// context: a small model that sees which assertion fails (`assert -1 == 5`, where
-    /// -1 = add(2, 3)) looks in the right place. Empty when there is no test command,
-    /// verification is off, or the run takes too long.
-    pub(super) async fn tests_at_start(
-        &mut self,
-        agent: &Agent,
-        cancel: &CancellationToken,
-    ) -> String {
-        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
-            return String::new();
-        };
-        let Ok(shell) = self
-            .tool_ctx
-            .sandbox
-            .shell(&command, self.tool_ctx.workspace.root())
-        else {
-            return String::new();
-        };
-        let limit = agent.config.limits.output_bytes;
-        let run = exec::run(shell, START_TESTS_TIMEOUT, limit, cancel).await;
-        self.tool_ctx.sandbox.reap();
-        if let Some(result) = run
-            .as_ref()
-            .ok()
-            .filter(|r| r.ending == exec::Ending::Exited)
-        {
-            // The baseline verification compares with.
-            self.baseline = Some(test_report::read(
-                &command,
-                result.exit_code,
-                &result.output,
-            ));
-        }
-        match run {
-            Ok(result) if result.success() => {
-                format!("\nThe tests pass at the start (`{command}`).\n")
-            }
-            Ok(result) if result.ending == exec::Ending::Exited => format!(
-                "\nThe tests fail at the start (`{command}`, exit code {}):\n{}\n",
-                result.exit_code.map_or("none".into(), |c| c.to_string()),
-                tail(
-                    &secrets::mask_output(&test_output::condense(&result.output)),
-                    START_TESTS_OUTPUT
-                )
-                .trim_end()
-            ),
-            _ => String::new(),
-        }
-    }
     /// Re-runs the project's tests after the model said it is done.
     pub(super) async fn verify(
         &mut self,
@@ -98,6 +31,8 @@ impl Session {
         let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
             return Verification::NotRun;
         };
+        // The baseline first (it is never run against the agent's work).
+        self.settle_baseline(None).await;
         // The tests as they were when the session started (plus any the agent added),
         // unless the task asks to change tests.
         let root = self.tool_ctx.workspace.root().to_path_buf();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Env, call, parse_lines};
+use common::{Env, call, gone, parse_lines, running};
 
 /// `keel run --json` (tests verified) with a replay script.
 fn run_json(env: &Env, script: &Path, extra: &[&str], task: &str) -> (Output, Vec<Value>) {
@@ -454,39 +454,6 @@ fn allowed_roots_widen_the_workspace_only_when_configured() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("shared spec"));
-}
-
-/// Host processes whose command line holds `marker` (pids inside the sandbox are
-/// namespaced, so tests find their processes by what they run).
-fn running(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z');
-        if cmdline.contains(marker) && !zombie {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Waits up to 10 s for every process holding `marker` to be gone.
-fn gone(marker: &str) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !running(marker).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    running(marker).is_empty()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Env, call, parse_lines};
+use common::{Env, call, gone, parse_lines, running};
 
 const AUTH: &str = "def valid(token):\n    return True\n";
 
@@ -274,37 +274,4 @@ fn a_corrupt_store_is_a_clear_error() {
         "{message}"
     );
     assert_eq!(std::fs::read(env.db()).unwrap(), vec![b'x'; 4096]);
-}
-
-/// Host processes whose command line holds `marker` (pids inside the sandbox are
-/// namespaced, so tests find their processes by what they run).
-fn running(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z');
-        if cmdline.contains(marker) && !zombie {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Waits up to 10 s for every process holding `marker` to be gone.
-fn gone(marker: &str) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !running(marker).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    running(marker).is_empty()
 }

@@ -11,7 +11,9 @@ use crate::bwrap::SCRUBBED_ENV;
 use crate::cgroup::PidsCgroup;
 use crate::landlock::{self, Ruleset};
 use crate::seccomp;
-use crate::{BackendChoice, Layout, Policy, SandboxConfig, SandboxError, SandboxMode, bwrap_args};
+use crate::{
+    BackendChoice, Layout, Limits, Policy, SandboxConfig, SandboxError, SandboxMode, bwrap_args,
+};
 
 /// What runs the commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,25 +264,11 @@ impl Sandbox {
             command.env_remove(name);
         }
         let limits = self.policy.limits.clone();
-        let cgroup = self
-            .cgroup
-            .get_or_init(|| PidsCgroup::create(limits.processes))
-            .as_ref()
-            .map(PidsCgroup::procs_fd);
+        let cgroup = self.cgroup_fd();
         // SAFETY: the closure runs between fork and exec and only makes
         // async-signal-safe system calls (setrlimit, write) on memory it owns.
         unsafe {
-            command.pre_exec(move || {
-                if let Some(fd) = cgroup {
-                    let zero = b"0";
-                    libc::write(fd, zero.as_ptr().cast(), zero.len());
-                }
-                set_limit(libc::RLIMIT_CPU, limits.cpu_secs)?;
-                set_limit(libc::RLIMIT_DATA, limits.memory_bytes)?;
-                set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
-                set_limit(libc::RLIMIT_NPROC, limits.processes)?;
-                Ok(())
-            });
+            command.pre_exec(move || limit_child(cgroup, &limits));
         }
         Ok(command)
     }
@@ -360,25 +348,14 @@ impl Sandbox {
         };
         let filter = (!network).then(seccomp::no_network_filter);
         let limits = self.policy.limits.clone();
-        let cgroup = self
-            .cgroup
-            .get_or_init(|| PidsCgroup::create(limits.processes))
-            .as_ref()
-            .map(PidsCgroup::procs_fd);
+        let cgroup = self.cgroup_fd();
         // SAFETY: between fork and exec only async-signal-safe system calls run, on
         // memory the closure owns (the filter was built before the fork).
         unsafe {
             command.pre_exec(move || {
-                if let Some(fd) = cgroup {
-                    let zero = b"0";
-                    libc::write(fd, zero.as_ptr().cast(), zero.len());
-                }
                 // Nothing outlives keel: the command dies with its parent.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                set_limit(libc::RLIMIT_CPU, limits.cpu_secs)?;
-                set_limit(libc::RLIMIT_DATA, limits.memory_bytes)?;
-                set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
-                set_limit(libc::RLIMIT_NPROC, limits.processes)?;
+                limit_child(cgroup, &limits)?;
                 drop_capabilities();
                 landlock::restrict_raw(ruleset)?;
                 if let Some(filter) = &filter {
@@ -389,6 +366,33 @@ impl Sandbox {
         }
         command
     }
+}
+
+impl Sandbox {
+    /// The descriptor a child writes itself into the sandbox's pids cgroup with (made
+    /// on first use), when the host lets keel make one.
+    fn cgroup_fd(&self) -> Option<i32> {
+        let processes = self.policy.limits.processes;
+        self.cgroup
+            .get_or_init(|| PidsCgroup::create(processes))
+            .as_ref()
+            .map(PidsCgroup::procs_fd)
+    }
+}
+
+/// In the child: joins the pids cgroup and sets the rlimits. Async-signal-safe.
+fn limit_child(cgroup: Option<i32>, limits: &Limits) -> std::io::Result<()> {
+    if let Some(fd) = cgroup {
+        let zero = b"0";
+        // SAFETY: writes two bytes we own to a descriptor the parent keeps open.
+        unsafe {
+            libc::write(fd, zero.as_ptr().cast(), zero.len());
+        }
+    }
+    set_limit(libc::RLIMIT_CPU, limits.cpu_secs)?;
+    set_limit(libc::RLIMIT_DATA, limits.memory_bytes)?;
+    set_limit(libc::RLIMIT_FSIZE, limits.file_bytes)?;
+    set_limit(libc::RLIMIT_NPROC, limits.processes)
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {

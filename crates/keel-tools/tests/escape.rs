@@ -5,13 +5,15 @@
 //! and these tests fail — they never pass by skipping. Every attempt runs twice: under
 //! bubblewrap and under the Landlock + seccomp fallback.
 
+mod common;
+
+use common::{gone, running};
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use keel_tools::sandbox::{Backend, BackendChoice, SandboxConfig};
 use keel_tools::{Limits, ToolContext, ToolOutput, ToolRegistry, Workspace};
@@ -127,37 +129,6 @@ fn no_secret(out: &ToolOutput) {
         "the secret reached the output: {}",
         out.content
     );
-}
-
-/// Host processes whose command line holds `marker` (sandbox pids are namespaced).
-fn running(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z');
-        if cmdline.contains(marker) && !zombie {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-fn gone(marker: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !running(marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running(marker).is_empty()
 }
 
 async fn bash_cannot_write_outside_by_absolute_path_or_dotdot(choice: BackendChoice) {

@@ -470,149 +470,44 @@ async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(choice: Bac
     let _ = reads;
 }
 
-/// Each attempt under bubblewrap.
-mod bubblewrap {
-    use super::*;
+/// Every attempt, once per backend.
+macro_rules! under_both {
+    ($($name:ident),* $(,)?) => {
+        /// Each attempt under bubblewrap.
+        mod bubblewrap {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(BackendChoice::Bubblewrap).await;
+                }
+            )*
+        }
 
-    #[tokio::test]
-    async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
-        super::bash_cannot_write_outside_by_absolute_path_or_dotdot(BackendChoice::Bubblewrap)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
-        super::bash_cannot_read_outside_by_absolute_path_dotdot_or_proc(BackendChoice::Bubblewrap)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
-        super::a_symlink_made_by_bash_does_not_lead_the_file_tools_outside(
-            BackendChoice::Bubblewrap,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
-        super::the_root_file_system_cannot_be_remounted_nor_namespaces_escaped(
-            BackendChoice::Bubblewrap,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn the_network_is_off_loopback_and_dns_included() {
-        super::the_network_is_off_loopback_and_dns_included(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
-        super::a_process_flood_and_a_memory_hog_are_held_by_limits(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn nothing_a_command_starts_outlives_its_call() {
-        super::nothing_a_command_starts_outlives_its_call(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn git_reads_nothing_outside_the_repository() {
-        super::git_reads_nothing_outside_the_repository(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn git_configuration_cannot_run_commands() {
-        super::git_configuration_cannot_run_commands(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn what_runs_next_cannot_be_planted() {
-        super::what_runs_next_cannot_be_planted(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn keels_secrets_do_not_reach_commands() {
-        super::keels_secrets_do_not_reach_commands(BackendChoice::Bubblewrap).await;
-    }
-
-    #[tokio::test]
-    async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
-        super::a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(
-            BackendChoice::Bubblewrap,
-        )
-        .await;
-    }
+        /// Each attempt under Landlock + seccomp (no bubblewrap).
+        mod landlock {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(BackendChoice::Landlock).await;
+                }
+            )*
+        }
+    };
 }
 
-/// Each attempt under Landlock + seccomp (no bubblewrap).
-mod landlock {
-    use super::*;
-
-    #[tokio::test]
-    async fn bash_cannot_write_outside_by_absolute_path_or_dotdot() {
-        super::bash_cannot_write_outside_by_absolute_path_or_dotdot(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn bash_cannot_read_outside_by_absolute_path_dotdot_or_proc() {
-        super::bash_cannot_read_outside_by_absolute_path_dotdot_or_proc(BackendChoice::Landlock)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_symlink_made_by_bash_does_not_lead_the_file_tools_outside() {
-        super::a_symlink_made_by_bash_does_not_lead_the_file_tools_outside(BackendChoice::Landlock)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn the_root_file_system_cannot_be_remounted_nor_namespaces_escaped() {
-        super::the_root_file_system_cannot_be_remounted_nor_namespaces_escaped(
-            BackendChoice::Landlock,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn the_network_is_off_loopback_and_dns_included() {
-        super::the_network_is_off_loopback_and_dns_included(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn a_process_flood_and_a_memory_hog_are_held_by_limits() {
-        super::a_process_flood_and_a_memory_hog_are_held_by_limits(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn nothing_a_command_starts_outlives_its_call() {
-        super::nothing_a_command_starts_outlives_its_call(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn git_reads_nothing_outside_the_repository() {
-        super::git_reads_nothing_outside_the_repository(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn git_configuration_cannot_run_commands() {
-        super::git_configuration_cannot_run_commands(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn what_runs_next_cannot_be_planted() {
-        super::what_runs_next_cannot_be_planted(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn keels_secrets_do_not_reach_commands() {
-        super::keels_secrets_do_not_reach_commands(BackendChoice::Landlock).await;
-    }
-
-    #[tokio::test]
-    async fn a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside() {
-        super::a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside(BackendChoice::Landlock)
-            .await;
-    }
-}
+under_both!(
+    bash_cannot_write_outside_by_absolute_path_or_dotdot,
+    bash_cannot_read_outside_by_absolute_path_dotdot_or_proc,
+    a_symlink_made_by_bash_does_not_lead_the_file_tools_outside,
+    the_root_file_system_cannot_be_remounted_nor_namespaces_escaped,
+    the_network_is_off_loopback_and_dns_included,
+    a_process_flood_and_a_memory_hog_are_held_by_limits,
+    nothing_a_command_starts_outlives_its_call,
+    git_reads_nothing_outside_the_repository,
+    git_configuration_cannot_run_commands,
+    what_runs_next_cannot_be_planted,
+    keels_secrets_do_not_reach_commands,
+    a_symlink_swapped_in_a_loop_never_leads_a_file_tool_outside,
+);

@@ -30,7 +30,9 @@ pub(crate) struct PidsCgroup {
 impl PidsCgroup {
     /// A new cgroup limited to `max` processes, or `None` where keel may not make one.
     pub(crate) fn create(max: u64) -> Option<Self> {
-        let dir = parent()?.join(format!(
+        let parent = parent()?;
+        remove_stale(&parent);
+        let dir = parent.join(format!(
             "keel-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
@@ -60,6 +62,28 @@ impl PidsCgroup {
     /// The descriptor a child writes `0` into to join (in `pre_exec`).
     pub(crate) fn procs_fd(&self) -> i32 {
         self.procs.as_raw_fd()
+    }
+}
+
+/// Removes the cgroups left by keel processes that are gone (killed before they could
+/// clean up): `keel-PID-N` whose PID no longer runs and that hold no process.
+fn remove_stale(parent: &Path) {
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix("keel-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let empty = std::fs::read_to_string(entry.path().join("cgroup.procs"))
+            .is_ok_and(|procs| procs.trim().is_empty());
+        if !alive && empty {
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 

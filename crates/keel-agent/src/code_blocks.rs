@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::context::list_files;
+use crate::tamper::is_test_file;
 
 /// A file to write, read from a block of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,14 +171,6 @@ fn defining_file(root: &Path, files: &[String], body: &str) -> Option<(String, b
             (!tied).then(|| (first.2.clone(), false))
         }
     }
-}
-
-fn is_test_file(path: &str) -> bool {
-    let name = Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    name.starts_with("test_") || name.ends_with("_test.py") || path.contains("tests/")
 }
 
 /// The file's new content: the block whole when it is named and not a Python fragment,

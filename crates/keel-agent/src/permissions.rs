@@ -76,9 +76,9 @@ impl Rule {
 }
 
 /// The rules and what the defaults depend on.
-#[derive(Debug, Clone, Default)]
-pub struct Permissions {
-    pub rules: Vec<Rule>,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Permissions<'a> {
+    pub rules: &'a [Rule],
     /// Commands run unsandboxed (the sandbox is off or unavailable).
     pub unsandboxed: bool,
     /// The sandbox lets commands use the network anyway.
@@ -193,7 +193,7 @@ fn subject(tool: &str, arguments: &Value) -> String {
     .unwrap_or_else(|| arguments.to_string())
 }
 
-impl Permissions {
+impl Permissions<'_> {
     /// The verdict on a call of `tool` (read-only or not) with `arguments`.
     pub fn decide(&self, tool: &str, arguments: &Value, read_only: bool) -> Verdict {
         let subject = subject(tool, arguments);
@@ -371,13 +371,14 @@ mod tests {
 
     #[test]
     fn the_first_matching_rule_wins() {
+        let rules = [
+            Rule::new("bash", Some("rm *"), Action::Deny).unwrap(),
+            Rule::new("bash", Some("git push*"), Action::Allow).unwrap(),
+            Rule::new("write", Some("docs/**"), Action::Ask).unwrap(),
+            Rule::new("*", Some("*.env"), Action::Deny).unwrap(),
+        ];
         let p = Permissions {
-            rules: vec![
-                Rule::new("bash", Some("rm *"), Action::Deny).unwrap(),
-                Rule::new("bash", Some("git push*"), Action::Allow).unwrap(),
-                Rule::new("write", Some("docs/**"), Action::Ask).unwrap(),
-                Rule::new("*", Some("*.env"), Action::Deny).unwrap(),
-            ],
+            rules: &rules,
             ..Permissions::default()
         };
         let deny = p.decide("bash", &json!({"command": "rm -rf build"}), false);

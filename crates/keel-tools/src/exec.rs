@@ -143,13 +143,6 @@ fn kill_group(pgid: Option<i32>) {
     }
 }
 
-/// A `bash -c` command in `cwd`.
-pub fn shell(script: &str, cwd: &std::path::Path) -> Command {
-    let mut command = Command::new("bash");
-    command.arg("-c").arg(script).current_dir(cwd);
-    command
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +150,11 @@ mod tests {
     async fn sh(script: &str, timeout: Duration) -> ExecResult {
         let dir = std::env::temp_dir();
         run(
-            shell(script, &dir),
+            {
+                let mut command = Command::new("bash");
+                command.arg("-c").arg(script).current_dir(&dir);
+                command
+            },
             timeout,
             10_000,
             &CancellationToken::new(),

@@ -49,7 +49,7 @@ impl Session {
         };
         let sandbox = &self.tool_ctx.sandbox;
         let permissions = Permissions {
-            rules: agent.config.permission_rules.clone(),
+            rules: &agent.config.permission_rules,
             unsandboxed: *sandbox.backend() == Backend::Off,
             network: sandbox.policy().network,
         };

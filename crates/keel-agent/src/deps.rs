@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::permissions::command_words;
+
 /// Where a package comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Ecosystem {
@@ -407,11 +409,7 @@ pub(crate) fn manifest_names(file: &str, text: &str) -> Vec<String> {
 /// The packages an install command names (flags, versions and local paths left out).
 pub(crate) fn install_names(command: &str) -> Vec<Added> {
     let mut added = Vec::new();
-    for segment in command.split(['|', ';', '&', '\n']) {
-        let words: Vec<&str> = segment
-            .split_whitespace()
-            .skip_while(|w| w.contains('=') || *w == "sudo")
-            .collect();
+    for words in command_words(command) {
         let (eco, skip) = match words.as_slice() {
             ["pip" | "pip3", "install", ..] => (Ecosystem::PyPi, 2),
             ["python" | "python3", "-m", "pip", "install", ..] => (Ecosystem::PyPi, 4),

@@ -155,19 +155,24 @@ const NETWORK_COMMANDS: &[&str] = &[
 /// Whether a shell command names a network program at the start of one of its
 /// pipeline or list segments.
 pub fn wants_network(command: &str) -> bool {
+    command_words(command).any(|words| {
+        let segment = words.join(" ");
+        NETWORK_COMMANDS
+            .iter()
+            .any(|c| segment == *c || segment.starts_with(&format!("{c} ")))
+    })
+}
+
+/// The words of each simple command in a shell line (split at pipes, lists and
+/// subshells), without leading variable assignments and `sudo` / `env` / `time`.
+pub(crate) fn command_words(command: &str) -> impl Iterator<Item = Vec<&str>> {
     command
         .split(['|', ';', '&', '\n', '(', ')'])
         .map(|segment| {
-            let words: Vec<&str> = segment
+            segment
                 .split_whitespace()
-                .skip_while(|w| w.contains('=') || *w == "sudo" || *w == "env" || *w == "time")
-                .collect();
-            words.join(" ")
-        })
-        .any(|segment| {
-            NETWORK_COMMANDS
-                .iter()
-                .any(|c| segment == *c || segment.starts_with(&format!("{c} ")))
+                .skip_while(|w| w.contains('=') || ["sudo", "env", "time"].contains(w))
+                .collect()
         })
 }
 

@@ -12,6 +12,7 @@ mod memory;
 pub mod permissions;
 mod prompt;
 mod repair;
+mod rut;
 mod session;
 mod stall;
 mod store_sink;

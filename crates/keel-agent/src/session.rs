@@ -196,6 +196,8 @@ pub struct Session {
     test_files: Option<crate::tamper::Snapshot>,
     /// The current task asks to change tests: the tamper guard stands aside.
     tests_may_change: bool,
+    /// The current turn's message (which failing tests it is about).
+    task: String,
 }
 
 impl Session {
@@ -221,6 +223,7 @@ impl Session {
             baseline_done: None,
             test_files: None,
             tests_may_change: false,
+            task: String::new(),
         };
         session.emit(
             sink,
@@ -293,6 +296,7 @@ impl Session {
             baseline_done: None,
             test_files: None,
             tests_may_change: false,
+            task: String::new(),
         };
         if interrupted {
             for (call_id, name) in pending {
@@ -353,6 +357,7 @@ impl Session {
             protocol: agent.protocol,
             max_tokens: agent.config.max_tokens,
             response_schema: None,
+            temperature: None,
         }
     }
 

@@ -104,9 +104,148 @@ pub(crate) fn improved(baseline: &BTreeSet<String>, now: &BTreeSet<String>) -> b
     now.is_subset(baseline) && now.len() < baseline.len()
 }
 
+/// Phrases by which a task is about every test of the project.
+const WHOLE_SUITE: &[&str] = &[
+    "all tests",
+    "all the tests",
+    "tests pass",
+    "tests to pass",
+    "test suite pass",
+    "failing tests",
+    "failing test suite",
+    "tests are failing",
+    "tests fail",
+];
+
+/// Whether a failing test (as [`failing_tests`] names it) is one the task is about, so
+/// that its failure is never excused as pre-existing: the task asks for the whole suite
+/// to pass, or names the test's file (by path or file name) or the test itself.
+pub(crate) fn task_targets(task: &str, test: &str) -> bool {
+    let task_lower = task.to_lowercase();
+    if WHOLE_SUITE.iter().any(|p| task_lower.contains(p)) {
+        return true;
+    }
+    let mut parts = test.split("::");
+    let first = parts.next().unwrap_or(test);
+    if first.contains('/') || first.contains('.') {
+        let file_name = first.rsplit('/').next().unwrap_or(first);
+        if task.contains(first) || task.contains(file_name) {
+            return true;
+        }
+    }
+    let name = test.rsplit("::").next().unwrap_or(test);
+    let name = name.split('[').next().unwrap_or(name).trim();
+    name.len() >= 4
+        && task
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == name)
+}
+
+/// Test runners, as the first words of a simple command.
+const RUNNERS: &[&[&str]] = &[
+    &["pytest"],
+    &["py.test"],
+    &["tox"],
+    &["cargo", "test"],
+    &["cargo", "nextest"],
+    &["go", "test"],
+    &["npm", "test"],
+    &["npm", "run", "test"],
+    &["yarn", "test"],
+    &["pnpm", "test"],
+    &["npx", "jest"],
+    &["npx", "vitest"],
+    &["jest"],
+    &["vitest"],
+    &["make", "test"],
+    &["ctest"],
+    &["mvn", "test"],
+    &["gradle", "test"],
+];
+
+/// Whether a shell line runs the tests: the project's test command, or a known runner
+/// (`python -m pytest` and `python -m unittest` included).
+pub(crate) fn runs_tests(command: &str, test_command: Option<&str>) -> bool {
+    if test_command.is_some_and(|t| !t.trim().is_empty() && command.contains(t.trim())) {
+        return true;
+    }
+    crate::permissions::command_words(command).any(|words| {
+        let words: Vec<&str> = match words.as_slice() {
+            [python, "-m", rest @ ..] if python.starts_with("python") => {
+                if rest
+                    .first()
+                    .is_some_and(|m| *m == "pytest" || *m == "unittest")
+                {
+                    return true;
+                }
+                words
+            }
+            _ => words,
+        };
+        RUNNERS.iter().any(|runner| words.starts_with(runner))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tests_a_task_is_about_are_told_from_others() {
+        let exercise = "Use the instructions to modify acronym.py. The tests are in acronym_test.py (do not change them).";
+        assert!(task_targets(
+            exercise,
+            "acronym_test.py::AcronymTest::test_basic"
+        ));
+        let fix = "Fix add in calc.py";
+        assert!(!task_targets(fix, "tests/test_calc.py::test_mul"));
+        assert!(task_targets(
+            "Fix test_mul in tests/test_calc.py",
+            "tests/test_calc.py::test_mul"
+        ));
+        assert!(task_targets(
+            "test_mul fails, fix it",
+            "tests/test_calc.py::test_mul[2-3]"
+        ));
+        assert!(!task_targets(
+            "test_multiply fails",
+            "tests/test_calc.py::test_mul"
+        ));
+        assert!(task_targets(
+            "Make the tests pass",
+            "tests/test_calc.py::test_mul"
+        ));
+        assert!(task_targets("Fix the failing tests", "calc::tests::mul"));
+        assert!(!task_targets("Fix add", "calc::tests::mul"));
+        assert!(task_targets("TestMul is red", "TestMul"));
+    }
+
+    #[test]
+    fn test_runs_are_told_from_other_commands() {
+        let command = Some("python3 -m pytest -q two_fer_test.py");
+        for line in [
+            "pytest -q two_fer_test.py",
+            "python -m pytest",
+            "cd src && python3 -m unittest discover",
+            "python3 -m pytest -q two_fer_test.py 2>&1 | tail -5",
+            "cargo test --lib",
+            "RUST_LOG=debug cargo nextest run",
+            "npm run test",
+        ] {
+            assert!(runs_tests(line, command), "{line}");
+        }
+        for line in [
+            "ls",
+            "python two_fer.py",
+            "cat pytest.ini",
+            "cargo build",
+            "git diff",
+        ] {
+            assert!(!runs_tests(line, command), "{line}");
+        }
+        assert!(runs_tests("make check", Some("make check")));
+        assert!(!runs_tests("ls", Some(" ")));
+    }
 
     #[test]
     fn runners_outputs_are_read() {

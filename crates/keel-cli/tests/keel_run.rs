@@ -587,6 +587,32 @@ fn a_preexisting_failure_does_not_block_a_fix_of_another_test() {
     let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
     assert_eq!(verification["passed"], false);
     assert_ne!(done(&events)["outcome"], "verified");
+
+    // A task about the tests in a file: a failure left in it is the task's, not excused.
+    let env = Env::new(&[
+        (
+            "calc.py",
+            "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n",
+        ),
+        (
+            "tests/test_calc.py",
+            "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+        ),
+        ("pyproject.toml", PYPROJECT),
+    ]);
+    let script = env.script("script.jsonl", &[
+        json!({"content": call("edit", json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}))}),
+        json!({"content": "Fixed."}),
+    ]);
+    let (_, events) = run_json(
+        &env,
+        &script,
+        &["--max-iterations", "2"],
+        "Make calc.py pass the tests in tests/test_calc.py",
+    );
+    let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
+    assert_eq!(verification["passed"], false, "{verification}");
+    assert_ne!(done(&events)["outcome"], "verified");
 }
 
 #[test]

@@ -664,11 +664,18 @@ impl Engine {
         }
         let max_tokens = request.max_tokens.map_or(2048, |m| m as usize).max(1);
         let s = self.options.sampling;
-        let seed = s.seed.unwrap_or_else(rand_seed);
+        let (temperature, seed) = match request.temperature {
+            // Raised for one reply to get out of a repeat: reproducible when the
+            // configured decoding is (the seed then follows from the prompt).
+            Some(floor) if floor > s.temperature => {
+                (floor, s.seed.unwrap_or_else(|| prompt_seed(&prompt)))
+            }
+            _ => (s.temperature, s.seed.unwrap_or_else(rand_seed)),
+        };
         let mut sampler = LlamaSampler::chain_simple([
             LlamaSampler::top_k(s.top_k),
             LlamaSampler::top_p(s.top_p, 1),
-            LlamaSampler::temp(s.temperature),
+            LlamaSampler::temp(temperature),
             LlamaSampler::dist(seed),
         ]);
         let tools: &[ToolSpec] = &request.tools;
@@ -925,4 +932,17 @@ fn rand_seed() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     nanos ^ std::process::id().rotate_left(16)
+}
+
+/// A seed that follows from the prompt: the same history samples the same reply.
+fn prompt_seed(prompt: &[LlamaToken]) -> u32 {
+    // FNV-1a over the token ids.
+    let mut hash: u32 = 0x811c_9dc5;
+    for token in prompt {
+        for byte in token.0.to_le_bytes() {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+    }
+    hash
 }

@@ -111,6 +111,10 @@ pub struct ChatRequest {
     /// Constrain the whole response to this JSON schema (backends whose
     /// [`ModelInfo::constraint`] is set); the response is then the JSON text.
     pub response_schema: Option<serde_json::Value>,
+    /// A floor for this request's sampling temperature: keel raises it for one reply
+    /// when a model at greedy decoding repeats itself (the same failing code, the same
+    /// reply). `None`: the backend's own setting.
+    pub temperature: Option<f32>,
 }
 
 impl ChatRequest {
@@ -124,6 +128,7 @@ impl ChatRequest {
             protocol: ToolProtocol::Xml,
             max_tokens: None,
             response_schema: None,
+            temperature: None,
         }
     }
 }

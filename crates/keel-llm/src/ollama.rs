@@ -97,6 +97,9 @@ impl OllamaClient {
         if let Some(max) = request.max_tokens {
             options["num_predict"] = json!(max);
         }
+        if let Some(temperature) = request.temperature {
+            options["temperature"] = json!(temperature);
+        }
         let mut body = json!({
             "model": self.model,
             "messages": messages,

@@ -123,6 +123,9 @@ impl OpenAiClient {
         if let Some(max) = request.max_tokens {
             body["max_tokens"] = json!(max);
         }
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = json!(temperature);
+        }
         if let Some(tools) = tool_definitions(request) {
             body["tools"] = tools;
             if request.require_call {

@@ -357,15 +357,17 @@ async fn context_overflow_is_its_own_error() {
 }
 
 #[tokio::test]
-async fn the_api_key_and_the_response_schema_are_sent() {
+async fn the_api_key_the_response_schema_and_a_raised_temperature_are_sent() {
     let server = server().await;
-    server.push(
-        "/v1/chat/completions",
-        Reply::sse_in_pieces(
-            &[chunk(json!({"content": "{}"})), finish("stop")].concat(),
-            50,
-        ),
-    );
+    for _ in 0..2 {
+        server.push(
+            "/v1/chat/completions",
+            Reply::sse_in_pieces(
+                &[chunk(json!({"content": "{}"})), finish("stop")].concat(),
+                50,
+            ),
+        );
+    }
     let client = client(
         &server,
         ConnectOptions {
@@ -376,7 +378,9 @@ async fn the_api_key_and_the_response_schema_are_sent() {
     .await;
     let mut request = request();
     request.response_schema = Some(json!({"type": "object"}));
+    request.temperature = Some(0.6);
     collect(&client, request).await;
+    collect(&client, self::request()).await;
     let sent = &server.requests("/v1/chat/completions")[0];
     assert!(
         sent.headers
@@ -389,6 +393,11 @@ async fn the_api_key_and_the_response_schema_are_sent() {
         body["response_format"]["json_schema"]["schema"],
         json!({"type": "object"})
     );
+    assert!((body["temperature"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+    // Unraised, the server's own setting stands.
+    let body: Value =
+        serde_json::from_str(&server.requests("/v1/chat/completions")[1].body).unwrap();
+    assert!(body.get("temperature").is_none(), "{body}");
 }
 
 // ---- Ollama ----------------------------------------------------------------------

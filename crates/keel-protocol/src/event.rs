@@ -67,6 +67,10 @@ pub enum FeedbackReason {
     /// The model answered without a call while the task asked for work and nothing had
     /// been done yet; it is asked again with a call required.
     NoAction,
+    /// keel ran the tests after a change (when they are quick): what they say now.
+    TestRun,
+    /// The workspace is back in a state whose tests already failed in this turn.
+    Repeat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,13 +28,14 @@ pub(super) struct Finished {
     command: String,
     exit_code: Option<i32>,
     output: String,
+    duration: Duration,
 }
 
 /// The baseline still running.
 #[derive(Debug)]
 pub(super) struct Running {
     command: String,
-    handle: JoinHandle<Option<(Option<i32>, String)>>,
+    handle: JoinHandle<Option<(Option<i32>, String, Duration)>>,
 }
 
 /// The last `max` bytes of `text` (at a character boundary), marked when cut.
@@ -71,7 +72,11 @@ impl Session {
             let result = exec::run(shell, BASELINE_TIMEOUT, limit, &CancellationToken::new())
                 .await
                 .ok()?;
-            (result.ending == exec::Ending::Exited).then_some((result.exit_code, result.output))
+            (result.ending == exec::Ending::Exited).then_some((
+                result.exit_code,
+                result.output,
+                result.duration,
+            ))
         });
         self.baseline_run = Some(Running { command, handle });
     }
@@ -92,14 +97,23 @@ impl Session {
             return;
         };
         self.tool_ctx.sandbox.reap();
-        if let Ok(Some((exit_code, output))) = joined {
+        if let Ok(Some((exit_code, output, duration))) = joined {
             self.baseline = Some(test_report::read(&running.command, exit_code, &output));
             self.baseline_done = Some(Finished {
                 command: running.command,
                 exit_code,
                 output,
+                duration,
             });
         }
+    }
+
+    /// The baseline has finished, within [`super::verify::QUICK_TESTS`]: quick enough to
+    /// run the tests after every change.
+    pub(super) fn baseline_was_quick(&self) -> bool {
+        self.baseline_done
+            .as_ref()
+            .is_some_and(|done| done.duration <= super::verify::QUICK_TESTS)
     }
 
     /// The context's section on the tests: what the baseline found, when it finished

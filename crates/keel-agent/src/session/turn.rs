@@ -14,12 +14,16 @@ use crate::context::shown_files;
 use crate::intent::asks_for_work;
 use crate::memory::{context_section, project_key};
 use crate::project_context;
+use crate::rut::Rut;
 use crate::stall::{StallDetector, Verdict};
 use crate::tamper::{Snapshot, task_changes_tests};
+use crate::test_report::runs_tests;
 
 /// How many times a prose reply is refused, in a turn that asked for work and has done
 /// nothing yet, before it is taken as the answer.
 const ACTION_ASKS: u32 = 2;
+
+const REPEAT: &str = "The files are now exactly as they were when the tests failed earlier in this task, so the tests fail the same way again. Do not write that code again: look at the failing assertion, find what is wrong, and change the code differently.";
 
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
@@ -66,9 +70,11 @@ impl Session {
             self.test_files = Some(Snapshot::take(&root));
         }
         self.tests_may_change = task_changes_tests(message);
+        self.task = message.to_string();
         let mut changes = Some(ChangeTracker::start(&root));
         let mut answer = String::new();
         let mut stall = StallDetector::default();
+        let mut rut = Rut::default();
         let mut iterations = 0;
         let wants_work = asks_for_work(message);
         // A successful call made, or the workspace changed, in this turn.
@@ -100,11 +106,12 @@ impl Session {
                 },
             );
 
-            let request = if std::mem::take(&mut require_call) {
+            let mut request = if std::mem::take(&mut require_call) {
                 self.required_call_request(agent)
             } else {
                 self.request(agent)
             };
+            request.temperature = rut.next_temperature();
             let Some(mut response) = self.generate(agent, request, sink, cancel).await else {
                 break if cancel.is_cancelled() {
                     Outcome::Cancelled
@@ -120,6 +127,7 @@ impl Session {
                 // "Here's the updated code:" and a block: the model's own way of editing.
                 calls = self.calls_of_blocks(agent, &mut response, &mut prose);
             }
+            rut.reply(&response.text);
             self.emit(
                 sink,
                 Event::Assistant {
@@ -170,6 +178,7 @@ impl Session {
                         Verification::Failed(feedback) => {
                             // Red tests need work, not words: the next reply is a call.
                             require_call = true;
+                            rut.tests_failed(fingerprint(&root));
                             self.emit(
                                 sink,
                                 Event::Feedback {
@@ -195,8 +204,18 @@ impl Session {
                     break Outcome::Cancelled;
                 }
                 let any_success = outputs.iter().any(|o| !o.is_error);
-                let changed = before.is_some_and(|b| b != fingerprint(&root));
+                let after = may_write.then(|| fingerprint(&root));
+                let changed = before.is_some() && before != after;
                 worked |= any_success || changed;
+                if let Some(after) = after {
+                    self.after_writes(
+                        agent, &calls, &outputs, after, changed, &mut rut, sink, cancel,
+                    )
+                    .await;
+                    if cancel.is_cancelled() {
+                        break Outcome::Cancelled;
+                    }
+                }
                 let observed = calls.iter().filter_map(|c: &PendingCall| {
                     c.arguments.as_ref().ok().map(|a| (c.name.as_str(), a))
                 });
@@ -246,6 +265,69 @@ impl Session {
             outcome,
             iterations,
             changed,
+        }
+    }
+
+    /// After calls that may write, with the workspace in state `after`: a test run the
+    /// model made that failed marks the state; a state whose tests already failed is
+    /// said to be one (and the next reply is sampled hotter); else, after a change, the
+    /// tests run when they are quick and the model is told what they say.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_writes(
+        &mut self,
+        agent: &Agent,
+        calls: &[PendingCall],
+        outputs: &[keel_tools::ToolOutput],
+        after: u64,
+        changed: bool,
+        rut: &mut Rut,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) {
+        let ran_red_tests = calls.iter().zip(outputs).any(|(call, output)| {
+            call.name == "bash"
+                && output.is_error
+                && call
+                    .arguments
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.get("command"))
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|c| runs_tests(c, self.test_command.as_deref()))
+        });
+        if ran_red_tests {
+            rut.tests_failed(after);
+            return;
+        }
+        // A file written (same bytes included) or anything changed: the model tried to
+        // change the code.
+        let wrote = calls.iter().zip(outputs).any(|(call, output)| {
+            !output.is_error && (call.name == "write" || call.name == "edit")
+        });
+        if (changed || wrote) && rut.state(after) {
+            self.emit(
+                sink,
+                Event::Feedback {
+                    reason: FeedbackReason::Repeat,
+                    content: REPEAT.into(),
+                },
+            );
+            return;
+        }
+        if !changed {
+            return;
+        }
+        if let Some((passed, content)) = self.test_after_change(agent, cancel).await {
+            if !passed {
+                rut.tests_failed(after);
+            }
+            self.emit(
+                sink,
+                Event::Feedback {
+                    reason: FeedbackReason::TestRun,
+                    content,
+                },
+            );
         }
     }
 

@@ -1,4 +1,6 @@
-//! Verification: the project's tests re-run when the model says it is done.
+//! Verification: the project's tests re-run when the model says it is done — and, when
+//! they are quick, after each change the agent makes, so that it sees at once what its
+//! change did (the same run, reported as feedback instead of judged).
 
 use keel_protocol::Event;
 use keel_tools::{exec, secrets};
@@ -20,21 +22,39 @@ pub(super) enum Verification {
     Failed(String),
 }
 
+/// How long the baseline run may have taken for the tests to run after every change.
+pub(super) const QUICK_TESTS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One run of the project's tests, as verification runs them.
+enum TestRun {
+    Cancelled,
+    /// The command could not be started (the error is in the `verification` event).
+    NotStarted(String),
+    Ran {
+        result: exec::ExecResult,
+        /// Masked output.
+        output: String,
+        report: test_report::Report,
+        passed: bool,
+        preexisting: Vec<String>,
+        /// Test files put back for the run.
+        originals: Vec<String>,
+    },
+}
+
 impl Session {
-    /// Re-runs the project's tests after the model said it is done.
-    pub(super) async fn verify(
+    /// Runs the project's tests the way verification does: the baseline settled first,
+    /// the test files as they were when the task started (unless the task asks to change
+    /// tests), in the sandbox. Emits the `verification` event to `sink`, when given.
+    async fn run_tests(
         &mut self,
         agent: &Agent,
-        sink: &dyn EventSink,
+        command: &str,
+        sink: Option<&dyn EventSink>,
         cancel: &CancellationToken,
-    ) -> Verification {
-        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
-            return Verification::NotRun;
-        };
+    ) -> TestRun {
         // The baseline first (it is never run against the agent's work).
         self.settle_baseline(None).await;
-        // The tests as they were when the session started (plus any the agent added),
-        // unless the task asks to change tests.
         let root = self.tool_ctx.workspace.root().to_path_buf();
         let restored = self
             .test_files
@@ -46,11 +66,7 @@ impl Session {
             .map(|r| r.paths(&root))
             .unwrap_or_default();
         // The test command is the project's code: it runs in the sandbox like `bash`.
-        let result = match self
-            .tool_ctx
-            .sandbox
-            .shell(&command, self.tool_ctx.workspace.root())
-        {
+        let result = match self.tool_ctx.sandbox.shell(command, &root) {
             Ok(shell) => {
                 exec::run(
                     shell,
@@ -69,52 +85,95 @@ impl Session {
         let result = match result {
             Ok(result) => result,
             Err(e) => {
-                self.emit(
-                    sink,
-                    Event::Verification {
-                        command: command.clone(),
-                        passed: false,
-                        exit_code: None,
-                        output: e.to_string(),
-                        duration_ms: 0,
-                        preexisting: Vec::new(),
-                    },
-                );
-                return Verification::Unavailable(format!(
-                    "keel could not run the test command `{command}`: {e}. The task is not verified."
-                ));
+                if let Some(sink) = sink {
+                    self.emit(
+                        sink,
+                        Event::Verification {
+                            command: command.to_string(),
+                            passed: false,
+                            exit_code: None,
+                            output: e.to_string(),
+                            duration_ms: 0,
+                            preexisting: Vec::new(),
+                        },
+                    );
+                }
+                return TestRun::NotStarted(e.to_string());
             }
         };
         if result.ending == exec::Ending::Cancelled {
-            return Verification::Cancelled;
+            return TestRun::Cancelled;
         }
         let output = secrets::mask_output(&result.output);
         let report = if result.ending == exec::Ending::Exited {
-            test_report::read(&command, result.exit_code, &result.output)
+            test_report::read(command, result.exit_code, &result.output)
         } else {
             test_report::Report::Red(None)
         };
-        // Compared with a red baseline: nothing worse and something fixed passes.
+        // Compared with a red baseline: nothing worse, something fixed, and none of the
+        // tests the task is about still failing passes.
         let preexisting: Vec<String> = match (&self.baseline, &report) {
             (Some(test_report::Report::Red(Some(before))), test_report::Report::Red(Some(now)))
-                if test_report::improved(before, now) =>
+                if test_report::improved(before, now)
+                    && !now.iter().any(|t| test_report::task_targets(&self.task, t)) =>
             {
                 now.iter().cloned().collect()
             }
             _ => Vec::new(),
         };
         let passed = report == test_report::Report::Green || !preexisting.is_empty();
-        self.emit(
-            sink,
-            Event::Verification {
-                command: command.clone(),
+        if let Some(sink) = sink {
+            self.emit(
+                sink,
+                Event::Verification {
+                    command: command.to_string(),
+                    passed,
+                    exit_code: result.exit_code,
+                    output: output.clone(),
+                    duration_ms: result.duration.as_millis() as u64,
+                    preexisting: preexisting.clone(),
+                },
+            );
+        }
+        TestRun::Ran {
+            result,
+            output,
+            report,
+            passed,
+            preexisting,
+            originals,
+        }
+    }
+
+    /// Re-runs the project's tests after the model said it is done.
+    pub(super) async fn verify(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Verification {
+        let Some(command) = self.test_command.clone().filter(|_| agent.config.verify) else {
+            return Verification::NotRun;
+        };
+        let (result, output, report, passed, originals) = match self
+            .run_tests(agent, &command, Some(sink), cancel)
+            .await
+        {
+            TestRun::Cancelled => return Verification::Cancelled,
+            TestRun::NotStarted(e) => {
+                return Verification::Unavailable(format!(
+                    "keel could not run the test command `{command}`: {e}. The task is not verified."
+                ));
+            }
+            TestRun::Ran {
+                result,
+                output,
+                report,
                 passed,
-                exit_code: result.exit_code,
-                output: output.clone(),
-                duration_ms: result.duration.as_millis() as u64,
-                preexisting,
-            },
-        );
+                originals,
+                ..
+            } => (result, output, report, passed, originals),
+        };
         match report {
             _ if passed => return Verification::Passed,
             test_report::Report::NoTests => return Verification::NoTests,
@@ -125,24 +184,76 @@ impl Session {
             }
             _ => {}
         }
-        let how = match (result.ending, result.exit_code) {
-            (exec::Ending::TimedOut, _) => {
-                format!("timed out after {} s", agent.config.test_timeout.as_secs())
-            }
-            (_, Some(code)) => format!("exit code {code}"),
-            (_, None) => "killed by a signal".into(),
-        };
-        let originals = if originals.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "\n(The tests ran as they were when the task started: {} changed or removed in this session was put back for the run. The task does not ask to change tests.)",
-                originals.join(", ")
-            )
-        };
         Verification::Failed(format!(
-            "You said you are done, but the tests fail (`{command}`, {how}):\n{}{originals}\nFix the code so the tests pass, then finish again.",
-            test_output::condense(&output).trim_end()
+            "You said you are done, but the tests fail (`{command}`, {}):\n{}{}\nFix the code so the tests pass, then finish again.",
+            how(&result, agent),
+            test_output::condense(&output).trim_end(),
+            put_back(&originals),
         ))
     }
+
+    /// Runs the tests after a change, when they are quick (the baseline took at most
+    /// [`QUICK_TESTS`]) and verification is on. `Some((passed, feedback))` when they ran.
+    pub(super) async fn test_after_change(
+        &mut self,
+        agent: &Agent,
+        cancel: &CancellationToken,
+    ) -> Option<(bool, String)> {
+        let command = self.test_command.clone().filter(|_| agent.config.verify)?;
+        if !self.baseline_was_quick() {
+            return None;
+        }
+        let TestRun::Ran {
+            result,
+            output,
+            report,
+            passed,
+            preexisting,
+            originals,
+        } = self.run_tests(agent, &command, None, cancel).await
+        else {
+            return None;
+        };
+        let feedback = match report {
+            _ if passed && preexisting.is_empty() => {
+                format!(
+                    "keel ran the tests after this change (`{command}`): they pass. If the task is done, say so in one line; otherwise go on."
+                )
+            }
+            _ if passed => format!(
+                "keel ran the tests after this change (`{command}`): the failures this task is about are fixed; these failed before the task started and still do: {}. If the task is done, say so in one line; otherwise go on.",
+                preexisting.join(", ")
+            ),
+            test_report::Report::NoTests | test_report::Report::MissingRunner(_) => return None,
+            _ => format!(
+                "keel ran the tests after this change (`{command}`, {}): they fail.\n{}{}\nFix the code so the tests pass.",
+                how(&result, agent),
+                test_output::condense(&output).trim_end(),
+                put_back(&originals),
+            ),
+        };
+        Some((passed, feedback))
+    }
+}
+
+/// How a red run ended, for the model.
+fn how(result: &exec::ExecResult, agent: &Agent) -> String {
+    match (result.ending, result.exit_code) {
+        (exec::Ending::TimedOut, _) => {
+            format!("timed out after {} s", agent.config.test_timeout.as_secs())
+        }
+        (_, Some(code)) => format!("exit code {code}"),
+        (_, None) => "killed by a signal".into(),
+    }
+}
+
+/// The note on test files put back for a run (empty when none were).
+fn put_back(originals: &[String]) -> String {
+    if originals.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n(The tests ran as they were when the task started: {} changed or removed in this session was put back for the run. The task does not ask to change tests.)",
+        originals.join(", ")
+    )
 }

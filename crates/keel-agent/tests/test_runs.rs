@@ -1,0 +1,200 @@
+//! The tests run after each change when they are quick, and a model that writes code
+//! whose tests already failed is told so and sampled hotter for its next reply — with
+//! the replay model, through the whole loop.
+
+use std::sync::{Arc, Mutex};
+
+use keel_agent::{Agent, AgentConfig, EventSink, Session, TurnSummary};
+use keel_llm::{
+    ChatRequest, ModelClient, ModelInfo, ModelStream, ProtocolChoice, ReplayClient, ToolProtocol,
+    calls,
+};
+use keel_protocol::{Event, FeedbackReason, Outcome};
+use keel_tools::{ToolRegistry, Workspace};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// The replay model, and the temperature each request asked for.
+struct Temperatures {
+    replay: ReplayClient,
+    seen: Mutex<Vec<Option<f32>>>,
+}
+
+impl ModelClient for Temperatures {
+    fn info(&self) -> ModelInfo {
+        self.replay.info()
+    }
+
+    fn stream(&self, request: ChatRequest) -> ModelStream {
+        self.seen.lock().unwrap().push(request.temperature);
+        self.replay.stream(request)
+    }
+}
+
+struct Run {
+    session: Session,
+    summary: TurnSummary,
+    temperatures: Vec<Option<f32>>,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn reasons(&self) -> Vec<FeedbackReason> {
+        self.feedback().into_iter().map(|(r, _)| r).collect()
+    }
+
+    fn feedback(&self) -> Vec<(FeedbackReason, String)> {
+        self.session
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Feedback { reason, content } => Some((*reason, content.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> Run {
+    let scripts = tempfile::tempdir().unwrap();
+    let path = scripts.path().join("script.jsonl");
+    let lines: Vec<String> = replies
+        .iter()
+        .map(|r| json!({"content": r}).to_string())
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let model = Arc::new(Temperatures {
+        replay: ReplayClient::open(&path, "replay:script.jsonl").unwrap(),
+        seen: Mutex::default(),
+    });
+    let config = AgentConfig {
+        protocol: ProtocolChoice::Fixed(ToolProtocol::Hermes),
+        verify: true,
+        test_command: Some(test_command.into()),
+        ..AgentConfig::default()
+    };
+    let agent = Agent::new(model.clone(), ToolRegistry::builtin(), config);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    let sink = Recorder::default();
+    let mut session = Session::start(&agent, Workspace::new(dir.path()).unwrap(), &sink);
+    let summary = session
+        .run_turn(
+            &agent,
+            "Fix calc.txt so the tests pass",
+            &sink,
+            &CancellationToken::new(),
+        )
+        .await;
+    let temperatures = model.seen.lock().unwrap().clone();
+    Run {
+        session,
+        summary,
+        temperatures,
+        dir,
+    }
+}
+
+fn write(path: &str, content: &str) -> String {
+    calls::render_call(
+        ToolProtocol::Hermes,
+        "write",
+        &json!({"path": path, "content": content}),
+    )
+}
+
+fn call(name: &str, arguments: Value) -> String {
+    calls::render_call(ToolProtocol::Hermes, name, &arguments)
+}
+
+#[tokio::test]
+async fn quick_tests_run_after_each_change_and_failing_code_written_again_is_named() {
+    let replies = [
+        write("calc.txt", "still broken\n"),
+        // The same bytes again: the state whose tests just failed.
+        write("calc.txt", "still broken\n"),
+        write("calc.txt", "fixed\n"),
+        "Done: calc.txt is fixed.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    assert_eq!(
+        run.reasons(),
+        [
+            FeedbackReason::TestRun,
+            FeedbackReason::Repeat,
+            FeedbackReason::TestRun
+        ]
+    );
+    let feedback = run.feedback();
+    assert!(
+        feedback[0].1.contains("they fail") && feedback[0].1.contains("grep -q fixed calc.txt"),
+        "{}",
+        feedback[0].1
+    );
+    assert!(feedback[2].1.contains("they pass"), "{}", feedback[2].1);
+    // Only the reply after the repeat is sampled hotter.
+    assert_eq!(run.temperatures, [None, None, Some(0.6), None]);
+    assert_eq!(
+        std::fs::read_to_string(run.dir.path().join("calc.txt")).unwrap(),
+        "fixed\n"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_test_run_of_the_models_own_marks_the_code_and_a_word_for_word_reply_is_sampled_hotter()
+ {
+    let test = call("bash", json!({"command": "grep -q fixed calc.txt"}));
+    let replies = [
+        // Read-only work and the model's own red test run: no test run of keel's.
+        call("read", json!({"path": "calc.txt"})),
+        test.clone(),
+        // The same reply word for word.
+        test,
+        // Reverting to the code the model's own run found red.
+        write("calc.txt", "broken\n"),
+        write("calc.txt", "fixed\n"),
+        "Done.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    assert_eq!(
+        run.reasons(),
+        [FeedbackReason::Repeat, FeedbackReason::TestRun]
+    );
+    assert_eq!(
+        run.temperatures,
+        [None, None, None, Some(0.6), Some(0.8), None]
+    );
+}

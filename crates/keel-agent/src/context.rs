@@ -37,6 +37,60 @@ pub(crate) fn shown_files(root: &Path) -> Vec<(String, String)> {
     shown
 }
 
+/// A file the task names is shown whole up to this size, and all of them up to
+/// [`NAMED_FILES_BYTES`]: the model starts from the code instead of a read call (or a
+/// write refused because the file was not read).
+const NAMED_FILE_BYTES: usize = 8 * 1024;
+const NAMED_FILES_BYTES: usize = 12 * 1024;
+
+/// The workspace files a task names (by relative path or file name), with their text:
+/// none when the whole project is shown anyway; only text files within the size budget.
+pub(crate) fn named_files(root: &Path, task: &str) -> Vec<(String, String)> {
+    if !shown_files(root).is_empty() {
+        return Vec::new();
+    }
+    let words: Vec<&str> = task
+        .split(|c: char| c.is_whitespace() || "`'\",;:()[]<>".contains(c))
+        .map(|w| w.trim_end_matches(['.', '!', '?']))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (files, _) = list_files(root);
+    let mut named = Vec::new();
+    let mut total = 0;
+    for file in files {
+        let name = file.rsplit('/').next().unwrap_or(&file);
+        if !words.iter().any(|w| *w == file || *w == name) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(&file)) else {
+            continue;
+        };
+        if text.len() > NAMED_FILE_BYTES
+            || total + text.len() > NAMED_FILES_BYTES
+            || text.contains('\0')
+        {
+            continue;
+        }
+        total += text.len();
+        named.push((file, text));
+    }
+    named
+}
+
+/// The context's section showing the files a task names (empty when it names none).
+pub(crate) fn named_section(named: &[(String, String)]) -> String {
+    let mut out = String::new();
+    if named.is_empty() {
+        return out;
+    }
+    out.push_str("\nFiles the task names:\n");
+    for (path, text) in named {
+        let fence = if text.contains("```") { "````" } else { "```" };
+        let _ = write!(out, "\n{path}:\n{fence}\n{}\n{fence}\n", text.trim_end());
+    }
+    out
+}
+
 /// Builds the project context message for a workspace.
 pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
     let mut out = String::from("Project context for this session.\n");
@@ -111,6 +165,40 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_the_task_names_are_shown_within_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        // Bigger than a small project, so nothing is shown whole.
+        for i in 0..13 {
+            std::fs::write(dir.path().join(format!("other{i}.py")), "x = 1\n").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(
+            dir.path().join("bowling.py"),
+            "class BowlingGame:\n    pass\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("src/lib.py"), "def f():\n    pass\n").unwrap();
+        std::fs::write(dir.path().join("big.py"), "#\n".repeat(5000)).unwrap();
+        let task =
+            "Modify the supplied files: bowling.py. Also see `src/lib.py`, big.py and missing.py.";
+        let named = named_files(dir.path(), task);
+        let paths: Vec<&str> = named.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["bowling.py", "src/lib.py"]);
+        let section = named_section(&named);
+        assert!(
+            section.contains("bowling.py:\n```\nclass BowlingGame:\n    pass\n```"),
+            "{section}"
+        );
+        // A name inside another word is not a mention.
+        assert!(named_files(dir.path(), "Fix mybowling.pyc").is_empty());
+        assert!(named_section(&[]).is_empty());
+        // A small project is shown whole already.
+        let small = tempfile::tempdir().unwrap();
+        std::fs::write(small.path().join("a.py"), "x = 1\n").unwrap();
+        assert!(named_files(small.path(), "Fix a.py").is_empty());
+    }
 
     #[test]
     fn lists_instructions_files_and_test_command() {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::verify::Verification;
 use super::{Agent, EventSink, PendingCall, Response, Session, TurnSummary, stream};
 use crate::changes::{ChangeTracker, describe, fingerprint};
-use crate::context::shown_files;
+use crate::context::{named_files, named_section, shown_files};
 use crate::intent::asks_for_work;
 use crate::memory::{context_section, project_key};
 use crate::project_context;
@@ -49,6 +49,14 @@ impl Session {
                     self.tool_ctx.mark_read(&resolved);
                 }
             }
+            // Files the task names, shown whole (and counted as read) when they are small.
+            let named = named_files(&root, message);
+            for (path, _) in &named {
+                if let Ok(resolved) = self.tool_ctx.workspace.resolve(path) {
+                    self.tool_ctx.mark_read(&resolved);
+                }
+            }
+            content.push_str(&named_section(&named));
             self.start_baseline(agent);
             if asks_for_work(message) {
                 content.push_str(&self.baseline_context().await);

@@ -198,3 +198,25 @@ async fn a_failing_test_run_of_the_models_own_marks_the_code_and_a_word_for_word
         [None, None, None, Some(0.6), Some(0.8), None]
     );
 }
+
+#[tokio::test]
+async fn an_empty_reply_to_a_task_is_asked_again_and_not_counted() {
+    let replies = [
+        String::new(),
+        write("calc.txt", "fixed\n"),
+        // Empty twice in a row: the second is taken as the end of the turn.
+        String::new(),
+        String::new(),
+    ];
+    let run = run(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+    )
+    .await;
+    // Four replies, two iterations (a constraining backend opens the asked-again
+    // reply with a call: `required_call_request`).
+    assert_eq!(run.temperatures.len(), 4);
+    assert_eq!(run.summary.outcome, Outcome::Verified);
+    assert_eq!(run.summary.iterations, 2);
+}

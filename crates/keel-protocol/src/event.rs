@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Message, ToolCall};
+use crate::{Message, Role, ToolCall};
 
 /// How a turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +217,21 @@ pub fn conversation(events: &[Event]) -> Vec<Message> {
             Event::Context { content } | Event::User { content } => {
                 messages.push(Message::user(content.clone()))
             }
+            // What keel found after the calls (their test run, a repeat) travels with
+            // their result: a user message right after a tool result gets an empty reply
+            // from small models (Qwen2.5-Coder 1.5B, every time, in the eval).
+            Event::Feedback {
+                reason: FeedbackReason::TestRun | FeedbackReason::Repeat,
+                content,
+            } if messages
+                .last()
+                .is_some_and(|m: &Message| m.role == Role::Tool) =>
+            {
+                if let Some(last) = messages.last_mut() {
+                    last.content.push_str("\n\n");
+                    last.content.push_str(content);
+                }
+            }
             Event::Feedback { content, .. } => messages.push(Message::user(content.clone())),
             Event::Assistant {
                 content,
@@ -271,6 +286,43 @@ mod tests {
             done,
             r#"{"type":"done","outcome":"max_iterations","iterations":3}"#
         );
+    }
+
+    #[test]
+    fn a_test_run_after_calls_travels_with_their_result() {
+        let result = |id: &str| Event::ToolResult {
+            call_id: id.into(),
+            name: "write".into(),
+            output: "overwrote a.py".into(),
+            is_error: false,
+            duration_ms: 1,
+        };
+        let feedback = |reason| Event::Feedback {
+            reason,
+            content: "they fail".into(),
+        };
+        let messages = conversation(&[
+            result("c1"),
+            feedback(FeedbackReason::TestRun),
+            result("c2"),
+            feedback(FeedbackReason::Repeat),
+            feedback(FeedbackReason::TestsFailed),
+        ]);
+        let shape: Vec<(Role, &str)> = messages
+            .iter()
+            .map(|m| (m.role, m.content.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (Role::Tool, "overwrote a.py\n\nthey fail"),
+                (Role::Tool, "overwrote a.py\n\nthey fail"),
+                (Role::User, "they fail"),
+            ]
+        );
+        // With no tool result before it, a test run is a message of its own.
+        let messages = conversation(&[feedback(FeedbackReason::TestRun)]);
+        assert_eq!(messages[0].role, Role::User);
     }
 
     #[test]

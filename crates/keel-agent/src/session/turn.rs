@@ -89,6 +89,8 @@ impl Session {
         let mut worked = false;
         let mut action_asks = 0;
         let mut require_call = false;
+        // The last reply was empty and was asked again.
+        let mut empty_asked = false;
         let outcome = loop {
             if let Some(message) = self.sink_failure.clone() {
                 self.emit(
@@ -127,6 +129,15 @@ impl Session {
                     Outcome::Failed
                 };
             };
+            // An empty reply (small models end their turn at once now and then) is no
+            // answer to a task: asked again once, with a call required, and not counted.
+            let empty = response.text.trim().is_empty() && response.native_calls.is_empty();
+            if empty && wants_work && !std::mem::replace(&mut empty_asked, true) {
+                require_call = true;
+                iterations -= 1;
+                continue;
+            }
+            empty_asked = empty;
             if agent.protocol.is_text() && agent.model.info().constraint.is_some() {
                 self.repair_calls(agent, &mut response, sink, cancel).await;
             }

@@ -84,11 +84,16 @@ pub(crate) fn named_section(named: &[(String, String)]) -> String {
         return out;
     }
     out.push_str("\nFiles the task names:\n");
-    for (path, text) in named {
+    write_files(&mut out, named);
+    out
+}
+
+/// Each file as its path and its text in a fence that its own text cannot close.
+fn write_files(out: &mut String, files: &[(String, String)]) {
+    for (path, text) in files {
         let fence = if text.contains("```") { "````" } else { "```" };
         let _ = write!(out, "\n{path}:\n{fence}\n{}\n{fence}\n", text.trim_end());
     }
-    out
 }
 
 /// Builds the project context message for a workspace.
@@ -115,10 +120,7 @@ pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
     let shown = shown_files(root);
     if !shown.is_empty() {
         out.push_str("\nThe project is small; here is all of it:\n");
-        for (path, text) in &shown {
-            let fence = if text.contains("```") { "````" } else { "```" };
-            let _ = write!(out, "\n{path}:\n{fence}\n{}\n{fence}\n", text.trim_end());
-        }
+        write_files(&mut out, &shown);
     }
     match test_command {
         Some(command) => {

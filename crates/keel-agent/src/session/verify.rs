@@ -214,14 +214,15 @@ impl Session {
         else {
             return None;
         };
+        const DONE_OR_ON: &str = "If the task is done, say so in one line; otherwise go on.";
         let feedback = match report {
             _ if passed && preexisting.is_empty() => {
                 format!(
-                    "keel ran the tests after this change (`{command}`): they pass. If the task is done, say so in one line; otherwise go on."
+                    "keel ran the tests after this change (`{command}`): they pass. {DONE_OR_ON}"
                 )
             }
             _ if passed => format!(
-                "keel ran the tests after this change (`{command}`): the failures this task is about are fixed; these failed before the task started and still do: {}. If the task is done, say so in one line; otherwise go on.",
+                "keel ran the tests after this change (`{command}`): the failures this task is about are fixed; these failed before the task started and still do: {}. {DONE_OR_ON}",
                 preexisting.join(", ")
             ),
             test_report::Report::NoTests | test_report::Report::MissingRunner(_) => return None,

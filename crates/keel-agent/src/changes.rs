@@ -1,7 +1,7 @@
 //! What a turn changed in the workspace: a snapshot of file sizes and modification
 //! times before and after the turn (so changes made through `bash` count too), and
 //! the content of files before the agent's own write/edit calls touched them, for
-//! line statistics.
+//! line statistics and for putting them back when an attempt starts afresh.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -18,8 +18,45 @@ type Snapshot = HashMap<String, (u64, Option<SystemTime>)>;
 
 pub(crate) struct ChangeTracker {
     before: Snapshot,
-    /// Content before the first write/edit of the turn (`None`: did not exist).
-    contents: HashMap<String, Option<String>>,
+    /// Content before the first write/edit of the turn.
+    contents: HashMap<String, Original>,
+}
+
+/// A file as it was before the turn's first write or edit of it.
+#[derive(Debug, Clone)]
+enum Original {
+    Absent,
+    Bytes(Vec<u8>),
+    /// Over [`CONTENT_BYTES`], or unreadable: not kept.
+    Unknown,
+}
+
+impl Original {
+    fn read(path: &Path) -> Self {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Original::Absent,
+            Ok(meta) if meta.is_file() && meta.len() <= CONTENT_BYTES => std::fs::read(path)
+                .map(Original::Bytes)
+                .unwrap_or(Original::Unknown),
+            _ => Original::Unknown,
+        }
+    }
+
+    /// As text, for line statistics (`Some("")` for a file that did not exist).
+    fn text(&self) -> Option<String> {
+        match self {
+            Original::Absent => Some(String::new()),
+            Original::Bytes(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Original::Unknown => None,
+        }
+    }
+}
+
+/// Files a tool or a test run writes on its own (byte code, caches): a change to them
+/// is not the agent's work.
+fn generated(path: &str) -> bool {
+    path.split('/')
+        .any(|c| c == "__pycache__" || c == ".pytest_cache" || c == ".mypy_cache")
 }
 
 fn snapshot(root: &Path) -> Snapshot {
@@ -73,14 +110,6 @@ pub(crate) fn fingerprint(root: &Path) -> u64 {
     hasher.finish()
 }
 
-fn read_small(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > CONTENT_BYTES {
-        return None;
-    }
-    std::fs::read_to_string(path).ok()
-}
-
 /// Lines added and removed, counted as a multiset difference of lines.
 fn line_stats(before: &str, after: &str) -> (i64, i64) {
     let mut counts: HashMap<&str, i64> = HashMap::new();
@@ -110,8 +139,53 @@ impl ChangeTracker {
     pub(crate) fn before_write(&mut self, root: &Path, relative: &str) {
         if !self.contents.contains_key(relative) {
             self.contents
-                .insert(relative.to_string(), read_small(&root.join(relative)));
+                .insert(relative.to_string(), Original::read(&root.join(relative)));
         }
+    }
+
+    /// Puts every file the agent's writes and edits changed back as it was at the start
+    /// of the turn (a file they created is removed), through `workspace`, so nothing is
+    /// written outside it. Refused (`None`, nothing touched) when the workspace has
+    /// changed in other ways too — a command's work cannot be put back — or a file was
+    /// too large to keep. `Some(paths put back)` otherwise.
+    pub(crate) fn rewind(&self, workspace: &keel_tools::Workspace) -> Option<Vec<String>> {
+        let root = workspace.root();
+        let now = snapshot(root);
+        let other = self
+            .before
+            .keys()
+            .chain(now.keys())
+            .filter(|p| !self.contents.contains_key(*p) && !generated(p))
+            .any(|p| self.before.get(p) != now.get(p));
+        if other
+            || self
+                .contents
+                .values()
+                .any(|o| matches!(o, Original::Unknown))
+        {
+            return None;
+        }
+        let mut restored = Vec::new();
+        for (relative, original) in &self.contents {
+            let current = std::fs::symlink_metadata(root.join(relative))
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|_| std::fs::read(root.join(relative)).ok());
+            let put_back = match original {
+                Original::Bytes(bytes) if current.as_deref() != Some(bytes.as_slice()) => {
+                    write_beneath(workspace, relative, bytes)
+                }
+                Original::Absent if current.is_some() => remove_beneath(workspace, relative),
+                _ => continue,
+            };
+            if put_back {
+                restored.push(relative.clone());
+            } else {
+                return None;
+            }
+        }
+        restored.sort();
+        Some(restored)
     }
 
     /// The files that differ from the start of the turn.
@@ -132,14 +206,17 @@ impl ChangeTracker {
                 continue;
             }
             let now = std::fs::read(root.join(path)).ok();
-            let content_differs =
-                known_before.is_some_and(|old| old.as_deref().map(str::as_bytes) != now.as_deref());
+            let content_differs = known_before.is_some_and(|old| match old {
+                Original::Absent => now.is_some(),
+                Original::Bytes(bytes) => Some(bytes.as_slice()) != now.as_deref(),
+                Original::Unknown => true,
+            });
             if !differs && !content_differs {
                 continue;
             }
             let now_text = now.as_deref().map(String::from_utf8_lossy);
             let old_text = match known_before {
-                Some(old) => Some(old.clone().unwrap_or_default()),
+                Some(old) => old.text(),
                 None if !self.before.contains_key(path) => Some(String::new()),
                 None => None,
             };
@@ -165,6 +242,35 @@ impl ChangeTracker {
             );
         }
         changed.into_values().collect()
+    }
+}
+
+/// Writes `bytes` to a workspace file, opened beneath the root.
+fn write_beneath(workspace: &keel_tools::Workspace, relative: &str, bytes: &[u8]) -> bool {
+    use std::io::Write;
+    let Ok(resolved) = workspace.resolve(relative) else {
+        return false;
+    };
+    workspace
+        .open_write(&resolved)
+        .and_then(|mut file| file.write_all(bytes))
+        .is_ok()
+}
+
+/// Removes a workspace file (a link itself, not what it points to), its directory
+/// resolved inside the workspace first.
+fn remove_beneath(workspace: &keel_tools::Workspace, relative: &str) -> bool {
+    let path = Path::new(relative);
+    let (Some(name), parent) = (path.file_name(), path.parent()) else {
+        return false;
+    };
+    let parent = parent
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| ".".into());
+    match workspace.resolve(&parent) {
+        Ok(dir) => std::fs::remove_file(dir.join(name)).is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -213,6 +319,41 @@ mod tests {
         assert_eq!(
             summary,
             "wrote by_shell.log (+1), edited edit.py (+1 -1), deleted gone.txt, wrote new/file.py (+2)"
+        );
+    }
+
+    #[test]
+    fn rewind_puts_back_the_agents_writes_and_refuses_other_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("edit.py"), "a\nb\n").unwrap();
+        let workspace = keel_tools::Workspace::new(root).unwrap();
+        let mut tracker = ChangeTracker::start(root);
+        tracker.before_write(root, "edit.py");
+        tracker.before_write(root, "new.py");
+        std::fs::write(root.join("edit.py"), "changed\n").unwrap();
+        std::fs::write(root.join("new.py"), "x\n").unwrap();
+        // Byte code a test run leaves behind is no change of the agent's.
+        std::fs::create_dir_all(root.join("__pycache__")).unwrap();
+        std::fs::write(root.join("__pycache__/edit.cpython-312.pyc"), "pyc").unwrap();
+        assert_eq!(
+            tracker.rewind(&workspace),
+            Some(vec!["edit.py".to_string(), "new.py".to_string()])
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("edit.py")).unwrap(),
+            "a\nb\n"
+        );
+        assert!(!root.join("new.py").exists());
+        // Nothing left to put back.
+        assert_eq!(tracker.rewind(&workspace), Some(vec![]));
+        // A file a command wrote cannot be put back: nothing is touched.
+        std::fs::write(root.join("edit.py"), "again\n").unwrap();
+        std::fs::write(root.join("by_shell.txt"), "out\n").unwrap();
+        assert_eq!(tracker.rewind(&workspace), None);
+        assert_eq!(
+            std::fs::read_to_string(root.join("edit.py")).unwrap(),
+            "again\n"
         );
     }
 }

@@ -4,12 +4,22 @@
 //! things — the workspace back in a state whose tests already failed, and a reply equal
 //! to an earlier one of the turn — says so to the model where it helps, and samples the
 //! next reply at a raised temperature, higher each time it happens again.
+//!
+//! Heat alone does not get a small model out: it copies its own failing code from the
+//! history even at temperature 1.0 (Qwen2.5-Coder 1.5B, the eval). So an attempt that
+//! has failed twice (or once and then repeated itself) is over: the session starts a
+//! new one afresh — files and conversation back to the start of the task — and the
+//! rest of the turn is sampled warm, so each attempt is a new draw, not a copy.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The temperatures of successive raises (the last one repeats).
 const HEAT: &[f32] = &[0.6, 0.8, 1.0];
+/// The temperature floor of every reply after a fresh start.
+const AFRESH_HEAT: f32 = 0.7;
+/// Failed test runs that end an attempt.
+const ATTEMPT_FAILURES: usize = 2;
 
 #[derive(Debug, Default)]
 pub(crate) struct Rut {
@@ -20,12 +30,34 @@ pub(crate) struct Rut {
     /// Raises so far; the next request is sampled hotter while `pending`.
     raises: usize,
     pending: bool,
+    /// Failing states reached in the current attempt.
+    attempt_failures: usize,
+    /// The current attempt repeated itself (a state or a reply).
+    attempt_repeated: bool,
+    /// Attempts started afresh in this turn.
+    restarts: u32,
+    /// The gist of the last failing test run.
+    last_failure: String,
 }
 
 impl Rut {
-    /// The tests failed with the workspace in this state.
-    pub(crate) fn tests_failed(&mut self, state: u64) {
-        self.failed.insert(state);
+    /// The tests failed with the workspace in this state; `gist` says how.
+    pub(crate) fn tests_failed(&mut self, state: u64, gist: String) {
+        if self.failed.insert(state) {
+            self.attempt_failures += 1;
+        }
+        self.last_failure = gist;
+    }
+
+    /// The tests passed: whatever failed before, this attempt is going somewhere.
+    pub(crate) fn tests_passed(&mut self) {
+        self.attempt_failures = 0;
+        self.attempt_repeated = false;
+    }
+
+    /// The gist of the last failing test run of the turn.
+    pub(crate) fn last_failure(&self) -> &str {
+        &self.last_failure
     }
 
     /// A reply of the model; `true` (and the next reply is sampled hotter) when the turn
@@ -40,6 +72,7 @@ impl Rut {
         let repeated = !self.replies.insert(hasher.finish());
         if repeated {
             self.pending = true;
+            self.attempt_repeated = true;
         }
         repeated
     }
@@ -50,18 +83,39 @@ impl Rut {
         let failed = self.failed.contains(&state);
         if failed {
             self.pending = true;
+            self.attempt_failures += 1;
+            self.attempt_repeated = true;
         }
         failed
     }
 
-    /// The temperature floor for the next request: `Some` once after each repeat.
+    /// Whether the current attempt is over: its tests failed twice, or failed and it
+    /// repeated itself.
+    pub(crate) fn attempt_over(&self) -> bool {
+        self.attempt_failures >= ATTEMPT_FAILURES
+            || (self.attempt_repeated && self.attempt_failures > 0)
+    }
+
+    /// A new attempt starts afresh: its replies are new (the history no longer holds
+    /// the old ones), and from now on every reply is sampled warm.
+    pub(crate) fn restarted(&mut self) -> u32 {
+        self.restarts += 1;
+        self.attempt_failures = 0;
+        self.attempt_repeated = false;
+        self.replies.clear();
+        self.restarts
+    }
+
+    /// The temperature floor for the next request: raised once after each repeat, and
+    /// warm after a fresh start.
     pub(crate) fn next_temperature(&mut self) -> Option<f32> {
+        let afresh = (self.restarts > 0).then_some(AFRESH_HEAT);
         if !std::mem::take(&mut self.pending) {
-            return None;
+            return afresh;
         }
         let heat = HEAT[self.raises.min(HEAT.len() - 1)];
         self.raises += 1;
-        Some(heat)
+        Some(afresh.map_or(heat, |a| a.max(heat)))
     }
 }
 
@@ -74,7 +128,7 @@ mod tests {
         let mut rut = Rut::default();
         assert!(!rut.reply("<tool_call>{\"name\": \"read\"}</tool_call>"));
         assert!(!rut.state(1));
-        rut.tests_failed(1);
+        rut.tests_failed(1, String::new());
         assert!(!rut.state(2));
         assert_eq!(rut.next_temperature(), None);
     }
@@ -103,9 +157,53 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_ends_after_two_failures_or_a_failure_and_a_repeat() {
+        let mut rut = Rut::default();
+        rut.tests_failed(1, String::new());
+        assert!(!rut.attempt_over());
+        // The same failing state reported again is no new failure.
+        rut.tests_failed(1, String::new());
+        assert!(!rut.attempt_over());
+        rut.tests_failed(2, String::new());
+        assert!(rut.attempt_over());
+        rut.tests_passed();
+        assert!(!rut.attempt_over(), "green tests: the attempt goes on");
+        rut.tests_failed(4, String::new());
+        rut.tests_failed(5, String::new());
+        assert_eq!(rut.restarted(), 1);
+        assert!(!rut.attempt_over());
+        // A reply of the old attempt is no repeat in the new one.
+        assert!(!rut.reply("same"));
+        assert!(rut.reply("same"));
+        assert!(!rut.attempt_over(), "a repeat without a failure goes on");
+        rut.tests_failed(3, String::new());
+        assert!(rut.attempt_over());
+        rut.restarted();
+        // Back in a state that failed in an earlier attempt: over at once.
+        assert!(rut.state(2));
+        assert!(rut.attempt_over());
+    }
+
+    #[test]
+    fn after_a_fresh_start_every_reply_is_warm() {
+        let mut rut = Rut::default();
+        rut.tests_failed(1, String::new());
+        rut.tests_failed(2, String::new());
+        rut.restarted();
+        assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
+        assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
+        rut.reply("a");
+        rut.reply("a");
+        assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
+        rut.reply("a");
+        assert_eq!(rut.next_temperature(), Some(0.8));
+        assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
+    }
+
+    #[test]
     fn back_in_a_state_that_failed_the_tests_is_a_repeat() {
         let mut rut = Rut::default();
-        rut.tests_failed(7);
+        rut.tests_failed(7, String::new());
         assert!(rut.state(7));
         assert_eq!(rut.next_temperature(), Some(0.6));
     }

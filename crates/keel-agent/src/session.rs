@@ -24,6 +24,7 @@ use crate::repair;
 use crate::window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};
 use crate::{AgentConfig, detect_test_command, system_prompt};
 
+mod afresh;
 mod baseline;
 mod execute;
 mod reply;

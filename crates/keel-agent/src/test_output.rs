@@ -95,6 +95,43 @@ pub fn condense(output: &str) -> String {
     condensed
 }
 
+/// Longest line kept by [`summary`].
+const SUMMARY_LINE_CHARS: usize = 300;
+
+/// The gist of a red run in a few lines, without tracebacks (which quote the code that
+/// failed): pytest's one line per failing test and its totals; of other output, its
+/// last lines.
+pub fn summary(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    let failed: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR "))
+        .collect();
+    let mut kept: Vec<String> = if failed.is_empty() {
+        lines[lines.len().saturating_sub(SUMMARY_LINES)..]
+            .iter()
+            .map(|l| clip(l))
+            .collect()
+    } else {
+        let mut kept: Vec<String> = failed.iter().take(SUMMARY_LINES).map(|l| clip(l)).collect();
+        if failed.len() > SUMMARY_LINES {
+            kept.push(format!("[… {} more]", failed.len() - SUMMARY_LINES));
+        }
+        kept.extend(lines.last().map(|l| clip(l)));
+        kept
+    };
+    kept.dedup();
+    kept.join("\n")
+}
+
+fn clip(line: &str) -> String {
+    match line.char_indices().nth(SUMMARY_LINE_CHARS) {
+        Some((cut, _)) => format!("{} […]", &line[..cut]),
+        None => line.to_string(),
+    }
+}
+
 /// `=== FAILURES ===` and the like.
 fn is_banner(line: &str, title: &str) -> bool {
     line.starts_with('=') && line.trim_matches('=').trim() == title
@@ -156,6 +193,22 @@ mod tests {
         assert!(!short.contains("FAILED x_test.py::T::test_15 "));
         assert!(short.contains("[… 5 more]"));
         assert!(short.ends_with("20 failed in 0.05s\n"));
+    }
+
+    #[test]
+    fn a_summary_has_one_line_a_failure_and_the_totals() {
+        let gist = summary(&report(3));
+        assert_eq!(
+            gist,
+            "FAILED x_test.py::T::test_0 - AssertionError: 0 != 0\nFAILED x_test.py::T::test_1 - AssertionError: 0 != 1\nFAILED x_test.py::T::test_2 - AssertionError: 0 != 2\n3 failed in 0.05s"
+        );
+        let gist = summary(&report(20));
+        assert!(gist.contains("[… 5 more]\n20 failed in 0.05s"), "{gist}");
+        assert!(!gist.contains("def test_"));
+        let other: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        assert!(summary(&other).starts_with("line 15\n") && summary(&other).ends_with("line 29"));
+        let long = format!("FAILED t.py::x - {}", "y".repeat(1000));
+        assert!(summary(&long).len() < 400);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use keel_llm::{
     ChatRequest, ModelClient, ModelInfo, ModelStream, ProtocolChoice, ReplayClient, ToolProtocol,
     calls,
 };
-use keel_protocol::{Event, FeedbackReason, Outcome};
+use keel_protocol::{Event, FeedbackReason, Message, Outcome, Role};
 use keel_tools::{ToolRegistry, Workspace};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -23,10 +23,11 @@ impl EventSink for Recorder {
     }
 }
 
-/// The replay model, and the temperature each request asked for.
+/// The replay model, and the temperature and messages of each request.
 struct Temperatures {
     replay: ReplayClient,
     seen: Mutex<Vec<Option<f32>>>,
+    messages: Mutex<Vec<Vec<Message>>>,
 }
 
 impl ModelClient for Temperatures {
@@ -36,6 +37,7 @@ impl ModelClient for Temperatures {
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
         self.seen.lock().unwrap().push(request.temperature);
+        self.messages.lock().unwrap().push(request.messages.clone());
         self.replay.stream(request)
     }
 }
@@ -44,6 +46,7 @@ struct Run {
     session: Session,
     summary: TurnSummary,
     temperatures: Vec<Option<f32>>,
+    requests: Vec<Vec<Message>>,
     dir: tempfile::TempDir,
 }
 
@@ -75,6 +78,7 @@ async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> 
     let model = Arc::new(Temperatures {
         replay: ReplayClient::open(&path, "replay:script.jsonl").unwrap(),
         seen: Mutex::default(),
+        messages: Mutex::default(),
     });
     let config = AgentConfig {
         protocol: ProtocolChoice::Fixed(ToolProtocol::Hermes),
@@ -98,10 +102,12 @@ async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> 
         )
         .await;
     let temperatures = model.seen.lock().unwrap().clone();
+    let requests = model.messages.lock().unwrap().clone();
     Run {
         session,
         summary,
         temperatures,
+        requests,
         dir,
     }
 }
@@ -139,11 +145,13 @@ async fn quick_tests_run_after_each_change_and_failing_code_written_again_is_nam
         "{:?}",
         run.feedback()
     );
+    // Failed, then repeated: that attempt is over, and the task starts afresh.
     assert_eq!(
         run.reasons(),
         [
             FeedbackReason::TestRun,
             FeedbackReason::Repeat,
+            FeedbackReason::FreshStart,
             FeedbackReason::TestRun
         ]
     );
@@ -153,9 +161,76 @@ async fn quick_tests_run_after_each_change_and_failing_code_written_again_is_nam
         "{}",
         feedback[0].1
     );
-    assert!(feedback[2].1.contains("they pass"), "{}", feedback[2].1);
-    // Only the reply after the repeat is sampled hotter.
-    assert_eq!(run.temperatures, [None, None, Some(0.6), None]);
+    assert!(feedback[3].1.contains("they pass"), "{}", feedback[3].1);
+    // Every reply of the new attempt is sampled warm.
+    assert_eq!(run.temperatures, [None, None, Some(0.7), Some(0.7)]);
+    assert_eq!(
+        std::fs::read_to_string(run.dir.path().join("calc.txt")).unwrap(),
+        "fixed\n"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_that_failed_twice_starts_afresh_from_the_original_files() {
+    let replies = [
+        write("calc.txt", "wrong one\n"),
+        write("calc.txt", "wrong two\n"),
+        // Succeeds only on the original bytes: the fresh start put them back.
+        call(
+            "edit",
+            json!({"path": "calc.txt", "old_string": "broken", "new_string": "fixed"}),
+        ),
+        "Done.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    assert_eq!(
+        run.reasons(),
+        [
+            FeedbackReason::TestRun,
+            FeedbackReason::TestRun,
+            FeedbackReason::FreshStart,
+            FeedbackReason::TestRun
+        ]
+    );
+    let note = &run.feedback()[2].1;
+    assert!(
+        note.contains("keel has put calc.txt back as it was when the task started"),
+        "{note}"
+    );
+    // The new attempt's request: the context and the task with the note, no trace of
+    // the failed code.
+    let fresh = &run.requests[2];
+    let turn: Vec<Role> = fresh.iter().map(|m| m.role).collect();
+    assert_eq!(turn.last(), Some(&Role::User), "{turn:?}");
+    assert!(!turn.contains(&Role::Assistant) && !turn.contains(&Role::Tool));
+    let task = &fresh.last().unwrap().content;
+    assert!(
+        task.contains("\n\nFix calc.txt so the tests pass\n\nNote from keel: An earlier attempt"),
+        "{task}"
+    );
+    assert!(
+        !fresh
+            .iter()
+            .any(|m| m.content.contains("wrong one") || m.content.contains("wrong two"))
+    );
+    assert_eq!(run.temperatures, [None, None, Some(0.7), Some(0.7)]);
+    // A resumed session renders the same conversation.
+    let rebuilt = keel_protocol::conversation(run.session.events());
+    assert!(rebuilt.iter().any(|m| {
+        m.content
+            .starts_with("Fix calc.txt so the tests pass\n\nNote from keel")
+    }));
     assert_eq!(
         std::fs::read_to_string(run.dir.path().join("calc.txt")).unwrap(),
         "fixed\n"

@@ -71,6 +71,10 @@ pub enum FeedbackReason {
     TestRun,
     /// The workspace is back in a state whose tests already failed in this turn.
     Repeat,
+    /// An attempt at the task failed its tests and repeated itself (or failed twice):
+    /// the files the agent changed were put back and the task starts again. In the
+    /// conversation the turn so far is replaced by this note, added to the task.
+    FreshStart,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,10 +216,25 @@ impl Event {
 /// session stored as events can be resumed and replayed exactly.
 pub fn conversation(events: &[Event]) -> Vec<Message> {
     let mut messages = Vec::new();
+    // The current turn's user message: where it is, and what it said.
+    let mut task: Option<(usize, &str)> = None;
     for event in events {
         match event {
-            Event::Context { content } | Event::User { content } => {
+            Event::Context { content } => messages.push(Message::user(content.clone())),
+            Event::User { content } => {
+                task = Some((messages.len(), content));
                 messages.push(Message::user(content.clone()))
+            }
+            // A fresh start: the attempts so far are gone, the note goes with the task
+            // (a small model copies what its history shows, failing code included).
+            Event::Feedback {
+                reason: FeedbackReason::FreshStart,
+                content,
+            } if task.is_some() => {
+                if let Some((at, task)) = task {
+                    messages.truncate(at + 1);
+                    messages[at].content = format!("{task}\n\n{content}");
+                }
             }
             // What keel found after the calls (their test run, a repeat) travels with
             // their result: a user message right after a tool result gets an empty reply
@@ -323,6 +342,59 @@ mod tests {
         // With no tool result before it, a test run is a message of its own.
         let messages = conversation(&[feedback(FeedbackReason::TestRun)]);
         assert_eq!(messages[0].role, Role::User);
+    }
+
+    #[test]
+    fn a_fresh_start_replaces_the_turn_so_far_with_a_note_on_the_task() {
+        let user = |content: &str| Event::User {
+            content: content.into(),
+        };
+        let assistant = || Event::Assistant {
+            content: "<tool_call>write</tool_call>".into(),
+            tool_calls: vec![],
+        };
+        let result = || Event::ToolResult {
+            call_id: "c1".into(),
+            name: "write".into(),
+            output: "wrote a.py".into(),
+            is_error: false,
+            duration_ms: 1,
+        };
+        let fresh = |content: &str| Event::Feedback {
+            reason: FeedbackReason::FreshStart,
+            content: content.into(),
+        };
+        let messages = conversation(&[
+            Event::Context {
+                content: "ctx".into(),
+            },
+            user("first task"),
+            assistant(),
+            result(),
+            user("fix a.py"),
+            assistant(),
+            result(),
+            fresh("attempt 1 failed"),
+            assistant(),
+            result(),
+            fresh("attempt 2 failed"),
+            assistant(),
+        ]);
+        let shape: Vec<(Role, &str)> = messages
+            .iter()
+            .map(|m| (m.role, m.content.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (Role::User, "ctx"),
+                (Role::User, "first task"),
+                (Role::Assistant, "<tool_call>write</tool_call>"),
+                (Role::Tool, "wrote a.py"),
+                (Role::User, "fix a.py\n\nattempt 2 failed"),
+                (Role::Assistant, "<tool_call>write</tool_call>"),
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::project_context;
 use crate::rut::Rut;
 use crate::stall::{StallDetector, Verdict};
 use crate::tamper::{Snapshot, task_changes_tests};
+use crate::test_output;
 use crate::test_report::runs_tests;
 
 /// How many times a prose reply is refused, in a turn that asked for work and has done
@@ -194,10 +195,10 @@ impl Session {
                             break Outcome::Completed;
                         }
                         Verification::Cancelled => break Outcome::Cancelled,
-                        Verification::Failed(feedback) => {
+                        Verification::Failed { feedback, gist } => {
                             // Red tests need work, not words: the next reply is a call.
                             require_call = true;
-                            rut.tests_failed(fingerprint(&root));
+                            rut.tests_failed(fingerprint(&root), gist);
                             self.emit(
                                 sink,
                                 Event::Feedback {
@@ -240,6 +241,13 @@ impl Session {
                 });
                 stall.observe(observed, any_success, changed)
             };
+            // An attempt that failed its tests and repeated itself (or failed twice) is
+            // over: the task starts again afresh, while there is room for a new attempt.
+            let left = agent.config.max_iterations.saturating_sub(iterations);
+            if self.start_afresh(&mut rut, changes.as_ref(), left, sink) {
+                stall = StallDetector::default();
+                continue;
+            }
             match verdict {
                 Verdict::Fine => {}
                 Verdict::Warn(content) => self.emit(
@@ -303,7 +311,7 @@ impl Session {
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) {
-        let ran_red_tests = calls.iter().zip(outputs).any(|(call, output)| {
+        let red_test_run = calls.iter().zip(outputs).find(|(call, output)| {
             call.name == "bash"
                 && output.is_error
                 && call
@@ -314,8 +322,8 @@ impl Session {
                     .and_then(serde_json::Value::as_str)
                     .is_some_and(|c| runs_tests(c, self.test_command.as_deref()))
         });
-        if ran_red_tests {
-            rut.tests_failed(after);
+        if let Some((_, output)) = red_test_run {
+            rut.tests_failed(after, test_output::summary(&output.content));
             return;
         }
         // A file written (same bytes included) or anything changed: the model tried to
@@ -336,15 +344,17 @@ impl Session {
         if !changed {
             return;
         }
-        if let Some((passed, content)) = self.test_after_change(agent, cancel).await {
-            if !passed {
-                rut.tests_failed(after);
+        if let Some(run) = self.test_after_change(agent, cancel).await {
+            if run.passed {
+                rut.tests_passed();
+            } else {
+                rut.tests_failed(after, run.gist);
             }
             self.emit(
                 sink,
                 Event::Feedback {
                     reason: FeedbackReason::TestRun,
-                    content,
+                    content: run.feedback,
                 },
             );
         }

@@ -19,7 +19,20 @@ pub(super) enum Verification {
     /// The tests cannot run here (a missing runner, no sandbox): not the model's to fix.
     Unavailable(String),
     Cancelled,
-    Failed(String),
+    /// Red: what the model is told, and the gist of the run.
+    Failed {
+        feedback: String,
+        gist: String,
+    },
+}
+
+/// The tests run after a change.
+pub(super) struct AfterChange {
+    pub(super) passed: bool,
+    /// What the model is told.
+    pub(super) feedback: String,
+    /// The gist of a red run.
+    pub(super) gist: String,
 }
 
 /// How long the baseline run may have taken for the tests to run after every change.
@@ -184,21 +197,24 @@ impl Session {
             }
             _ => {}
         }
-        Verification::Failed(format!(
-            "You said you are done, but the tests fail (`{command}`, {}):\n{}{}\nFix the code so the tests pass, then finish again.",
-            how(&result, agent),
-            test_output::condense(&output).trim_end(),
-            put_back(&originals),
-        ))
+        Verification::Failed {
+            feedback: format!(
+                "You said you are done, but the tests fail (`{command}`, {}):\n{}{}\nFix the code so the tests pass, then finish again.",
+                how(&result, agent),
+                test_output::condense(&output).trim_end(),
+                put_back(&originals),
+            ),
+            gist: test_output::summary(&output),
+        }
     }
 
     /// Runs the tests after a change, when they are quick (the baseline took at most
-    /// [`QUICK_TESTS`]) and verification is on. `Some((passed, feedback))` when they ran.
+    /// [`QUICK_TESTS`]) and verification is on. `Some` when they ran.
     pub(super) async fn test_after_change(
         &mut self,
         agent: &Agent,
         cancel: &CancellationToken,
-    ) -> Option<(bool, String)> {
+    ) -> Option<AfterChange> {
         let command = self.test_command.clone().filter(|_| agent.config.verify)?;
         if !self.baseline_was_quick() {
             return None;
@@ -233,7 +249,15 @@ impl Session {
                 put_back(&originals),
             ),
         };
-        Some((passed, feedback))
+        Some(AfterChange {
+            passed,
+            feedback,
+            gist: if passed {
+                String::new()
+            } else {
+                test_output::summary(&output)
+            },
+        })
     }
 }
 

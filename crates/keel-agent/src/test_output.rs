@@ -99,30 +99,67 @@ pub fn condense(output: &str) -> String {
 const SUMMARY_LINE_CHARS: usize = 300;
 
 /// The gist of a red run in a few lines, without tracebacks (which quote the code that
-/// failed): pytest's one line per failing test and its totals; of other output, its
-/// last lines.
+/// failed): of a pytest report, each failing test with the first line of its error
+/// (`E   AssertionError: 'GNIMPM' != 'GIMP'`: the values, which the one-line summary cuts
+/// to the terminal's width) and the totals; of other output, its last lines.
 pub fn summary(output: &str) -> String {
     let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
-    let failed: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR "))
-        .collect();
-    let mut kept: Vec<String> = if failed.is_empty() {
+    let failures = failure_gists(output);
+    let mut kept: Vec<String> = if failures.is_empty() {
         lines[lines.len().saturating_sub(SUMMARY_LINES)..]
             .iter()
             .map(|l| clip(l))
             .collect()
     } else {
-        let mut kept: Vec<String> = failed.iter().take(SUMMARY_LINES).map(|l| clip(l)).collect();
-        if failed.len() > SUMMARY_LINES {
-            kept.push(format!("[… {} more]", failed.len() - SUMMARY_LINES));
+        let mut kept: Vec<String> = failures
+            .iter()
+            .take(SUMMARY_LINES)
+            .map(|l| clip(l))
+            .collect();
+        if failures.len() > SUMMARY_LINES {
+            kept.push(format!("[… {} more]", failures.len() - SUMMARY_LINES));
         }
         kept.extend(lines.last().map(|l| clip(l)));
         kept
     };
     kept.dedup();
     kept.join("\n")
+}
+
+/// One line a failing test: its name and the first `E` line of its section, else its
+/// line in the short summary.
+fn failure_gists(output: &str) -> Vec<String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| is_banner(l, "FAILURES"))
+        .or_else(|| lines.iter().position(|l| is_banner(l, "ERRORS")));
+    let mut gists = Vec::new();
+    if let Some(start) = start {
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with("===") && l.ends_with("==="))
+            .map_or(lines.len(), |i| start + 1 + i);
+        for section in split_sections(&lines[start + 1..end]) {
+            let name = section[0].trim_matches(|c| c == '_' || c == ' ');
+            let error = section
+                .iter()
+                .find(|l| l.starts_with("E "))
+                .map(|l| l[1..].trim());
+            gists.push(match error {
+                Some(error) => format!("{name}: {error}"),
+                None => name.to_string(),
+            });
+        }
+    }
+    if gists.is_empty() {
+        gists = lines
+            .iter()
+            .filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR "))
+            .map(|l| l.to_string())
+            .collect();
+    }
+    gists
 }
 
 fn clip(line: &str) -> String {
@@ -200,7 +237,13 @@ mod tests {
         let gist = summary(&report(3));
         assert_eq!(
             gist,
-            "FAILED x_test.py::T::test_0 - AssertionError: 0 != 0\nFAILED x_test.py::T::test_1 - AssertionError: 0 != 1\nFAILED x_test.py::T::test_2 - AssertionError: 0 != 2\n3 failed in 0.05s"
+            "T.test_0: AssertionError: 0 != 0\nT.test_1: AssertionError: 0 != 1\nT.test_2: AssertionError: 0 != 2\n3 failed in 0.05s"
+        );
+        // Only the short summary: its lines.
+        let short = "FAILED x_test.py::T::test_0 - AssertionError: 'GN...\n1 failed in 0.05s\n";
+        assert_eq!(
+            summary(short),
+            "FAILED x_test.py::T::test_0 - AssertionError: 'GN...\n1 failed in 0.05s"
         );
         let gist = summary(&report(20));
         assert!(gist.contains("[… 5 more]\n20 failed in 0.05s"), "{gist}");

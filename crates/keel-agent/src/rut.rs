@@ -7,12 +7,15 @@
 //!
 //! Heat alone does not get a small model out: it copies its own failing code from the
 //! history even at temperature 1.0 (Qwen2.5-Coder 1.5B, the eval). So an attempt that
-//! has failed twice (or once and then repeated itself) is over: the session starts a
+//! has failed twice without failing fewer tests (or failed and then repeated itself) is
+//! over: the session starts a
 //! new one afresh — files and conversation back to the start of the task — and the
 //! rest of the turn is sampled warm, so each attempt is a new draw, not a copy.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::test_output::Red;
 
 /// The temperatures of successive raises (the last one repeats).
 const HEAT: &[f32] = &[0.6, 0.8, 1.0];
@@ -30,8 +33,11 @@ pub(crate) struct Rut {
     /// Raises so far; the next request is sampled hotter while `pending`.
     raises: usize,
     pending: bool,
-    /// Failing states reached in the current attempt.
+    /// Failing states reached in the current attempt that failed no fewer tests than
+    /// the best before them.
     attempt_failures: usize,
+    /// The fewest failing tests of the current attempt.
+    attempt_best: Option<usize>,
     /// The current attempt repeated itself (a state or a reply).
     attempt_repeated: bool,
     /// Attempts started afresh in this turn.
@@ -41,17 +47,24 @@ pub(crate) struct Rut {
 }
 
 impl Rut {
-    /// The tests failed with the workspace in this state; `gist` says how.
-    pub(crate) fn tests_failed(&mut self, state: u64, gist: String) {
-        if self.failed.insert(state) {
+    /// The tests failed with the workspace in this state, as `red` says. Fewer failing
+    /// tests than before in the attempt is progress, not a failure of the attempt.
+    pub(crate) fn tests_failed(&mut self, state: u64, red: Red) {
+        let improved =
+            matches!((red.failing, self.attempt_best), (Some(n), Some(best)) if n < best);
+        if red.failing.is_some() && (improved || self.attempt_best.is_none()) {
+            self.attempt_best = red.failing;
+        }
+        if self.failed.insert(state) && !improved {
             self.attempt_failures += 1;
         }
-        self.last_failure = gist;
+        self.last_failure = red.gist;
     }
 
     /// The tests passed: whatever failed before, this attempt is going somewhere.
     pub(crate) fn tests_passed(&mut self) {
         self.attempt_failures = 0;
+        self.attempt_best = None;
         self.attempt_repeated = false;
     }
 
@@ -101,6 +114,7 @@ impl Rut {
     pub(crate) fn restarted(&mut self) -> u32 {
         self.restarts += 1;
         self.attempt_failures = 0;
+        self.attempt_best = None;
         self.attempt_repeated = false;
         self.replies.clear();
         self.restarts
@@ -128,7 +142,7 @@ mod tests {
         let mut rut = Rut::default();
         assert!(!rut.reply("<tool_call>{\"name\": \"read\"}</tool_call>"));
         assert!(!rut.state(1));
-        rut.tests_failed(1, String::new());
+        rut.tests_failed(1, Red::default());
         assert!(!rut.state(2));
         assert_eq!(rut.next_temperature(), None);
     }
@@ -159,24 +173,24 @@ mod tests {
     #[test]
     fn an_attempt_ends_after_two_failures_or_a_failure_and_a_repeat() {
         let mut rut = Rut::default();
-        rut.tests_failed(1, String::new());
+        rut.tests_failed(1, Red::default());
         assert!(!rut.attempt_over());
         // The same failing state reported again is no new failure.
-        rut.tests_failed(1, String::new());
+        rut.tests_failed(1, Red::default());
         assert!(!rut.attempt_over());
-        rut.tests_failed(2, String::new());
+        rut.tests_failed(2, Red::default());
         assert!(rut.attempt_over());
         rut.tests_passed();
         assert!(!rut.attempt_over(), "green tests: the attempt goes on");
-        rut.tests_failed(4, String::new());
-        rut.tests_failed(5, String::new());
+        rut.tests_failed(4, Red::default());
+        rut.tests_failed(5, Red::default());
         assert_eq!(rut.restarted(), 1);
         assert!(!rut.attempt_over());
         // A reply of the old attempt is no repeat in the new one.
         assert!(!rut.reply("same"));
         assert!(rut.reply("same"));
         assert!(!rut.attempt_over(), "a repeat without a failure goes on");
-        rut.tests_failed(3, String::new());
+        rut.tests_failed(3, Red::default());
         assert!(rut.attempt_over());
         rut.restarted();
         // Back in a state that failed in an earlier attempt: over at once.
@@ -185,10 +199,28 @@ mod tests {
     }
 
     #[test]
+    fn failing_fewer_tests_is_progress() {
+        let red = |n| Red {
+            gist: String::new(),
+            failing: Some(n),
+        };
+        let mut rut = Rut::default();
+        rut.tests_failed(1, red(9));
+        rut.tests_failed(2, red(5));
+        rut.tests_failed(3, red(2));
+        assert!(!rut.attempt_over());
+        rut.tests_failed(4, red(2));
+        assert!(
+            rut.attempt_over(),
+            "no fewer than the best: the second failure"
+        );
+    }
+
+    #[test]
     fn after_a_fresh_start_every_reply_is_warm() {
         let mut rut = Rut::default();
-        rut.tests_failed(1, String::new());
-        rut.tests_failed(2, String::new());
+        rut.tests_failed(1, Red::default());
+        rut.tests_failed(2, Red::default());
         rut.restarted();
         assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
         assert_eq!(rut.next_temperature(), Some(AFRESH_HEAT));
@@ -203,7 +235,7 @@ mod tests {
     #[test]
     fn back_in_a_state_that_failed_the_tests_is_a_repeat() {
         let mut rut = Rut::default();
-        rut.tests_failed(7, String::new());
+        rut.tests_failed(7, Red::default());
         assert!(rut.state(7));
         assert_eq!(rut.next_temperature(), Some(0.6));
     }

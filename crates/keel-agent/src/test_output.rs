@@ -95,6 +95,24 @@ pub fn condense(output: &str) -> String {
     condensed
 }
 
+/// What a red run says, for deciding whether an attempt is going anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Red {
+    /// See [`summary`].
+    pub gist: String,
+    /// Failing tests, when the output lists them.
+    pub failing: Option<usize>,
+}
+
+/// The gist of a red run and how many tests fail.
+pub fn red(output: &str) -> Red {
+    let failing = failure_gists(output).len();
+    Red {
+        gist: summary(output),
+        failing: (failing > 0).then_some(failing),
+    }
+}
+
 /// Longest line kept by [`summary`].
 const SUMMARY_LINE_CHARS: usize = 300;
 

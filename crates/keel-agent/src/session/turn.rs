@@ -195,10 +195,10 @@ impl Session {
                             break Outcome::Completed;
                         }
                         Verification::Cancelled => break Outcome::Cancelled,
-                        Verification::Failed { feedback, gist } => {
+                        Verification::Failed { feedback, red } => {
                             // Red tests need work, not words: the next reply is a call.
                             require_call = true;
-                            rut.tests_failed(fingerprint(&root), gist);
+                            rut.tests_failed(fingerprint(&root), red);
                             self.emit(
                                 sink,
                                 Event::Feedback {
@@ -323,7 +323,7 @@ impl Session {
                     .is_some_and(|c| runs_tests(c, self.test_command.as_deref()))
         });
         if let Some((_, output)) = red_test_run {
-            rut.tests_failed(after, test_output::summary(&output.content));
+            rut.tests_failed(after, test_output::red(&output.content));
             return;
         }
         // A file written (same bytes included) or anything changed: the model tried to
@@ -348,7 +348,7 @@ impl Session {
             if run.passed {
                 rut.tests_passed();
             } else {
-                rut.tests_failed(after, run.gist);
+                rut.tests_failed(after, run.red);
             }
             self.emit(
                 sink,

@@ -22,7 +22,7 @@ pub(super) enum Verification {
     /// Red: what the model is told, and the gist of the run.
     Failed {
         feedback: String,
-        gist: String,
+        red: test_output::Red,
     },
 }
 
@@ -31,8 +31,8 @@ pub(super) struct AfterChange {
     pub(super) passed: bool,
     /// What the model is told.
     pub(super) feedback: String,
-    /// The gist of a red run.
-    pub(super) gist: String,
+    /// What a red run says.
+    pub(super) red: test_output::Red,
 }
 
 /// How long the baseline run may have taken for the tests to run after every change.
@@ -204,7 +204,7 @@ impl Session {
                 test_output::condense(&output).trim_end(),
                 put_back(&originals),
             ),
-            gist: test_output::summary(&output),
+            red: test_output::red(&output),
         }
     }
 
@@ -252,10 +252,10 @@ impl Session {
         Some(AfterChange {
             passed,
             feedback,
-            gist: if passed {
-                String::new()
+            red: if passed {
+                test_output::Red::default()
             } else {
-                test_output::summary(&output)
+                test_output::red(&output)
             },
         })
     }

@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub sandbox: SandboxConfig,
     /// `[permissions]` rules, first match wins.
     pub permission_rules: Vec<Rule>,
+    /// The share of the context window at which the conversation is compacted.
+    pub compact_at: f32,
 }
 
 impl Default for AgentConfig {
@@ -40,6 +42,7 @@ impl Default for AgentConfig {
             max_tokens: None,
             sandbox: SandboxConfig::default(),
             permission_rules: Vec::new(),
+            compact_at: crate::budget::COMPACT_AT,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The agent loop: prompt assembly, tool execution, stall detection and verified
 //! completion, all expressed as a stream of [`keel_protocol::Event`]s.
 
+pub mod budget;
 mod changes;
 mod code_blocks;
+mod compact;
 mod config;
 mod context;
 mod deps;

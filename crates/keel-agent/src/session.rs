@@ -26,6 +26,7 @@ use crate::{AgentConfig, detect_test_command, system_prompt};
 
 mod afresh;
 mod baseline;
+mod compaction;
 mod execute;
 mod reply;
 mod stream;
@@ -199,6 +200,8 @@ pub struct Session {
     tests_may_change: bool,
     /// The current turn's message (which failing tests it is about).
     task: String,
+    /// Bytes per token of the backend, for estimating prompts it cannot count for us.
+    calibration: crate::budget::Calibration,
 }
 
 impl Session {
@@ -225,6 +228,7 @@ impl Session {
             test_files: None,
             tests_may_change: false,
             task: String::new(),
+            calibration: Default::default(),
         };
         session.emit(
             sink,
@@ -298,6 +302,7 @@ impl Session {
             test_files: None,
             tests_may_change: false,
             task: String::new(),
+            calibration: Default::default(),
         };
         if interrupted {
             for (call_id, name) in pending {
@@ -343,15 +348,20 @@ impl Session {
     /// every request: `native` servers get them as definitions, and in the text dialects
     /// a constraining backend uses them to force every call that opens to be valid.
     pub fn request(&self, agent: &Agent) -> ChatRequest {
+        Self::request_from(&self.id, agent, &self.events)
+    }
+
+    /// The request `events` make.
+    fn request_from(id: &str, agent: &Agent, events: &[Event]) -> ChatRequest {
         let mut messages = vec![Message::system(agent.system_prompt.clone())];
-        messages.extend(conversation(&self.events));
+        messages.extend(conversation(events));
         let messages = if agent.protocol.is_text() {
             calls::to_text_messages(agent.protocol, &messages)
         } else {
             messages
         };
         ChatRequest {
-            session_id: self.id.clone(),
+            session_id: id.to_string(),
             messages,
             tools: agent.tool_specs.clone(),
             require_call: false,

@@ -29,6 +29,8 @@ pub struct Layer {
     pub bash_max_timeout_secs: Option<u64>,
     pub tool_output_bytes: Option<usize>,
     pub max_tokens: Option<u32>,
+    /// The share of the context window at which the conversation is compacted.
+    pub compact_at: Option<f32>,
     /// Directories outside the workspace that the file tools may also touch.
     pub allowed_roots: Option<Vec<PathBuf>>,
     /// Bearer token for the model server (better: `KEEL_API_KEY`).
@@ -242,6 +244,7 @@ impl Layer {
             bash_max_timeout_secs: self.bash_max_timeout_secs.or(base.bash_max_timeout_secs),
             tool_output_bytes: self.tool_output_bytes.or(base.tool_output_bytes),
             max_tokens: self.max_tokens.or(base.max_tokens),
+            compact_at: self.compact_at.or(base.compact_at),
             allowed_roots: self.allowed_roots.or(base.allowed_roots),
             api_key: self.api_key.or(base.api_key),
             context_window: self.context_window.or(base.context_window),
@@ -296,6 +299,7 @@ impl Layer {
             bash_max_timeout_secs: self.bash_max_timeout_secs,
             tool_output_bytes: self.tool_output_bytes,
             max_tokens: self.max_tokens,
+            compact_at: self.compact_at,
             context_window: self.context_window,
             request_timeout_secs: self.request_timeout_secs,
             load_timeout_secs: self.load_timeout_secs,
@@ -499,6 +503,9 @@ pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings>
         config.limits.output_bytes = bytes.max(1024);
     }
     config.max_tokens = merged.max_tokens;
+    if let Some(share) = merged.compact_at {
+        config.compact_at = share.clamp(0.2, 1.0);
+    }
     let mut connect = ConnectOptions {
         api_key: merged.api_key,
         context_window: merged.context_window,

@@ -231,6 +231,30 @@ impl EventSink for Transcript {
             Event::Error { message, .. } => {
                 self.line(&self.paint("31", &format!("error: {message}")));
             }
+            Event::Compaction {
+                stubbed,
+                summarized,
+                by_model,
+                tokens_before,
+                tokens_after,
+                ..
+            } => {
+                let mut what = Vec::new();
+                if !stubbed.is_empty() {
+                    what.push(format!("{} tool results stubbed", stubbed.len()));
+                }
+                if *summarized > 0 {
+                    let by = if *by_model { "the model" } else { "keel" };
+                    what.push(format!("{summarized} messages summarised by {by}"));
+                }
+                self.line(&self.paint(
+                    "2",
+                    &format!(
+                        "⇣ context compacted: {} ({tokens_before} → {tokens_after} tokens)",
+                        what.join(", ")
+                    ),
+                ));
+            }
             Event::Done {
                 outcome,
                 iterations,

@@ -71,6 +71,10 @@ impl ModelClient for EmbeddedClient {
         }
     }
 
+    fn count_prompt_tokens(&self, request: &ChatRequest) -> Option<u32> {
+        Some(self.engine.count_prompt_tokens(request) as u32)
+    }
+
     fn stream(&self, request: ChatRequest) -> ModelStream {
         if request.protocol == ToolProtocol::Native {
             let err = LlmError::Engine(

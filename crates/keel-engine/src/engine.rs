@@ -27,6 +27,8 @@ use crate::slot::Slot;
 use crate::template::{ChatTemplate, Part};
 use crate::{EngineError, logs};
 
+mod count;
+
 /// The context size when neither configuration nor a smaller trained context says: room
 /// for a task, the project context and a few rounds of test output on a small model.
 const DEFAULT_CONTEXT: u32 = 16_384;

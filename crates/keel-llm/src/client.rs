@@ -202,6 +202,12 @@ pub trait ModelClient: Send + Sync {
 
     /// Starts generating a response. Dropping the stream cancels the request.
     fn stream(&self, request: ChatRequest) -> ModelStream;
+
+    /// The prompt tokens of this request, counted with the model's own tokenizer, where
+    /// the backend has it at hand (the embedded engine). `None`: estimate.
+    fn count_prompt_tokens(&self, _request: &ChatRequest) -> Option<u32> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

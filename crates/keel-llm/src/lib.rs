@@ -20,5 +20,5 @@ pub use http::ConnectOptions;
 pub use json_repair::parse_lenient_json;
 pub use ollama::OllamaClient;
 pub use openai::OpenAiClient;
-pub use replay::ReplayClient;
+pub use replay::{ReplayClient, replay_tokens};
 pub use spec::{ModelSpec, SPEC_FORMS, connect};

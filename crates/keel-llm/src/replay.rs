@@ -7,6 +7,12 @@
 //! {"content": "text, possibly with <tool_call> blocks"}
 //! {"content": "", "tool_calls": [{"name": "read", "arguments": {"path": "src/lib.rs"}}]}
 //! ```
+//!
+//! With a context window (`context_window` in the configuration), the replay model
+//! counts a request's tokens as its bytes / 4 (the messages and, in `native` mode, the
+//! tool definitions), reports that count as `prompt_tokens`, and fails a request whose
+//! count plus its `max_tokens` passes the window, as a server would: tests of keel's
+//! window budget run against it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +51,26 @@ pub struct ReplayClient {
     spec: String,
     steps: Vec<Step>,
     positions: Mutex<HashMap<String, usize>>,
+    context_window: Option<u32>,
+}
+
+/// The replay model's token count: a request's bytes / 4.
+pub fn replay_tokens(request: &ChatRequest) -> u32 {
+    let mut bytes = 0;
+    for message in &request.messages {
+        bytes += message.content.len() + 16;
+        for call in &message.tool_calls {
+            bytes += call.name.len() + call.arguments.to_string().len() + 16;
+        }
+    }
+    if request.protocol == crate::ToolProtocol::Native {
+        bytes += request
+            .tools
+            .iter()
+            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+            .sum::<usize>();
+    }
+    bytes.div_ceil(4) as u32
 }
 
 impl ReplayClient {
@@ -71,7 +97,14 @@ impl ReplayClient {
             spec: spec.to_string(),
             steps,
             positions: Mutex::new(HashMap::new()),
+            context_window: None,
         })
+    }
+
+    /// Gives the replay model a context window (see the module documentation).
+    pub fn with_context_window(mut self, window: Option<u32>) -> Self {
+        self.context_window = window;
+        self
     }
 
     fn next_step(&self, session_id: &str) -> Result<Step, LlmError> {
@@ -92,10 +125,22 @@ impl ReplayClient {
 
 impl ModelClient for ReplayClient {
     fn info(&self) -> ModelInfo {
-        ModelInfo::named(self.spec.clone())
+        ModelInfo {
+            context_window: self.context_window,
+            ..ModelInfo::named(self.spec.clone())
+        }
     }
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
+        let prompt = replay_tokens(&request);
+        if let Some(window) = self.context_window {
+            let wanted = prompt + request.max_tokens.unwrap_or(0);
+            if wanted > window {
+                return Box::pin(stream::iter([Err(LlmError::ContextOverflow(format!(
+                    "the request needs {wanted} tokens ({prompt} of prompt); the window is {window}"
+                )))]));
+            }
+        }
         let step = match self.next_step(&request.session_id) {
             Ok(step) => step,
             Err(e) => return Box::pin(stream::iter([Err(e)])),
@@ -120,6 +165,12 @@ impl ModelClient for ReplayClient {
                 name: call.name,
                 arguments,
             }));
+        }
+        if self.context_window.is_some() {
+            events.push(Ok(ModelEvent::Usage(keel_protocol::Usage {
+                prompt_tokens: Some(prompt.into()),
+                ..Default::default()
+            })));
         }
         Box::pin(stream::iter(events))
     }

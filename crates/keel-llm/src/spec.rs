@@ -67,7 +67,9 @@ pub async fn connect(
     options: ConnectOptions,
 ) -> Result<Arc<dyn ModelClient>, LlmError> {
     match ModelSpec::parse(spec)? {
-        ModelSpec::Replay(path) => Ok(Arc::new(ReplayClient::open(&path, spec)?)),
+        ModelSpec::Replay(path) => Ok(Arc::new(
+            ReplayClient::open(&path, spec)?.with_context_window(options.context_window),
+        )),
         ModelSpec::Embedded(_) => Err(LlmError::Unsupported {
             backend: "embedded".into(),
         }),

@@ -174,6 +174,28 @@ pub enum Event {
         /// Calls of this response generated under a grammar.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         constrained_calls: Option<u64>,
+        /// The model's context window, when known: `prompt_tokens` of it are in use.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_window: Option<u64>,
+    },
+    /// The conversation was compacted to fit the context window; from here on the model
+    /// sees it compacted (a resumed session rebuilds the same).
+    Compaction {
+        /// Tool results (by call id) shown from now on as a one-line stub.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stubbed: Vec<String>,
+        /// The messages after the project context that `summary` replaces (0: none).
+        #[serde(default)]
+        summarized: u32,
+        /// What the replaced messages said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
+        /// Whether the model wrote the summary (else keel built it from the calls).
+        #[serde(default)]
+        by_model: bool,
+        /// Estimated prompt tokens before and after.
+        tokens_before: u64,
+        tokens_after: u64,
     },
     Error {
         kind: ErrorKind,
@@ -204,10 +226,27 @@ impl Event {
             Event::Repair { .. } => "repair",
             Event::Response { .. } => "response",
             Event::Usage { .. } => "usage",
+            Event::Compaction { .. } => "compaction",
             Event::Error { .. } => "error",
             Event::Done { .. } => "done",
         }
     }
+}
+
+/// How a compaction's summary opens, in the conversation.
+pub const SUMMARY_HEAD: &str =
+    "Summary of the earlier conversation (compacted to fit the context window):";
+
+/// What a stubbed tool result shows: the tool and how much was left out, and how to get
+/// it back.
+pub fn stub(tool: Option<&str>, output: &str) -> String {
+    let lines = output.lines().count();
+    let first = output.lines().next().unwrap_or("").trim();
+    let first: String = first.chars().take(80).collect();
+    format!(
+        "[output of `{}` left out to save room: {lines} lines, starting `{first}`; call it again if you need it]",
+        tool.unwrap_or("tool")
+    )
 }
 
 /// Rebuilds the conversation (without the system prompt) from a session's events.
@@ -221,6 +260,34 @@ pub fn conversation(events: &[Event]) -> Vec<Message> {
     for event in events {
         match event {
             Event::Context { content } => messages.push(Message::user(content.clone())),
+            Event::Compaction {
+                stubbed,
+                summarized,
+                summary,
+                ..
+            } => {
+                for message in messages.iter_mut().filter(|m| {
+                    m.role == Role::Tool
+                        && m.tool_call_id
+                            .as_ref()
+                            .is_some_and(|id| stubbed.contains(id))
+                }) {
+                    message.content = stub(message.name.as_deref(), &message.content);
+                }
+                let summarized = (*summarized as usize).min(messages.len().saturating_sub(1));
+                if let Some(summary) = summary.as_ref().filter(|_| summarized > 0) {
+                    messages.splice(
+                        1..1 + summarized,
+                        [Message::user(format!("{SUMMARY_HEAD}\n\n{summary}"))],
+                    );
+                    task = match task {
+                        Some((at, content)) if at > summarized => {
+                            Some((at - summarized + 1, content))
+                        }
+                        _ => None,
+                    };
+                }
+            }
             Event::User { content } => {
                 task = Some((messages.len(), content));
                 messages.push(Message::user(content.clone()))
@@ -393,6 +460,74 @@ mod tests {
                 (Role::Tool, "wrote a.py"),
                 (Role::User, "fix a.py\n\nattempt 2 failed"),
                 (Role::Assistant, "<tool_call>write</tool_call>"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_compaction_stubs_results_and_summarises_the_oldest_messages() {
+        let result = |id: &str, output: &str| Event::ToolResult {
+            call_id: id.into(),
+            name: "read".into(),
+            output: output.into(),
+            is_error: false,
+            duration_ms: 1,
+        };
+        let assistant = |content: &str| Event::Assistant {
+            content: content.into(),
+            tool_calls: vec![],
+        };
+        let compaction =
+            |stubbed: Vec<String>, summarized, summary: Option<&str>| Event::Compaction {
+                stubbed,
+                summarized,
+                summary: summary.map(String::from),
+                by_model: false,
+                tokens_before: 100,
+                tokens_after: 50,
+            };
+        let events = vec![
+            Event::Context {
+                content: "ctx".into(),
+            },
+            Event::User {
+                content: "task".into(),
+            },
+            assistant("a1"),
+            result("c1", "line 1\nline 2\n"),
+            assistant("a2"),
+            result("c2", "kept"),
+            compaction(vec!["c1".into()], 0, None),
+        ];
+        let messages = conversation(&events);
+        assert_eq!(messages.len(), 6);
+        assert_eq!(
+            messages[3].content,
+            "[output of `read` left out to save room: 2 lines, starting `line 1`; call it again if you need it]"
+        );
+        assert_eq!(messages[5].content, "kept");
+        // Then the task and the first exchange are summarised: the context stays first.
+        let mut events = events;
+        events.push(compaction(vec![], 3, Some("did a1")));
+        events.push(assistant("a3"));
+        events.push(Event::Feedback {
+            reason: FeedbackReason::FreshStart,
+            content: "again".into(),
+        });
+        let shape: Vec<(Role, String)> = conversation(&events)
+            .into_iter()
+            .map(|m| (m.role, m.content))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (Role::User, "ctx".to_string()),
+                (Role::User, format!("{SUMMARY_HEAD}\n\ndid a1")),
+                (Role::Assistant, "a2".to_string()),
+                (Role::Tool, "kept".to_string()),
+                (Role::Assistant, "a3".to_string()),
+                // The task was summarised away: a fresh start is a message of its own.
+                (Role::User, "again".to_string()),
             ]
         );
     }

@@ -7,5 +7,5 @@
 mod event;
 mod message;
 
-pub use event::{ErrorKind, Event, FeedbackReason, Outcome, conversation};
+pub use event::{ErrorKind, Event, FeedbackReason, Outcome, SUMMARY_HEAD, conversation, stub};
 pub use message::{Message, Role, ToolCall, ToolSpec, Usage};

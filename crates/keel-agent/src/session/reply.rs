@@ -206,7 +206,7 @@ impl Session {
             if streamed.cancelled {
                 return;
             }
-            self.emit_usage(sink, &streamed);
+            self.emit_usage(agent, sink, &streamed);
             let result = match streamed.failure {
                 Some(reason) => Err(reason.to_string()),
                 None => repair::read_call(&streamed.text, &agent.tool_specs),
@@ -232,7 +232,12 @@ impl Session {
     }
 
     /// The `usage` event of one response.
-    pub(super) fn emit_usage(&mut self, sink: &dyn EventSink, streamed: &stream::Streamed) {
+    pub(super) fn emit_usage(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        streamed: &stream::Streamed,
+    ) {
         let usage = streamed.usage;
         self.emit(
             sink,
@@ -242,6 +247,7 @@ impl Session {
                 completion_tokens: usage.completion_tokens,
                 time_to_first_token_ms: streamed.first_token.map(|d| d.as_millis() as u64),
                 constrained_calls: usage.constrained_calls,
+                context_window: agent.model.info().context_window.map(u64::from),
             },
         );
     }

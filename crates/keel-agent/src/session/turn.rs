@@ -117,6 +117,7 @@ impl Session {
                 },
             );
 
+            self.fit_window(agent, sink, cancel).await;
             let mut request = if std::mem::take(&mut require_call) {
                 self.required_call_request(agent)
             } else {
@@ -374,6 +375,7 @@ impl Session {
         // A reply constrained whole to a call's JSON is one constrained call (the embedded
         // engine counts its own).
         let whole_reply_call = request.response_schema.is_some();
+        let bytes = crate::budget::request_bytes(&request);
         let mut filter = calls::ProseFilter::default();
         let stream = agent.model.stream(request);
         let streamed = stream::read(stream, started, cancel, |text| {
@@ -398,7 +400,8 @@ impl Session {
         if whole_reply_call && streamed.usage.constrained_calls.is_none() {
             streamed.usage.constrained_calls = Some(1);
         }
-        self.emit_usage(sink, &streamed);
+        self.calibrate(bytes, streamed.usage.prompt_tokens);
+        self.emit_usage(agent, sink, &streamed);
         if let Some(failure) = streamed.failure {
             let kind = match failure {
                 LlmError::ContextOverflow(_) => ErrorKind::ContextOverflow,

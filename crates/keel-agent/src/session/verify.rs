@@ -37,6 +37,10 @@ pub(super) struct AfterChange {
 
 /// How long the baseline run may have taken for the tests to run after every change.
 pub(super) const QUICK_TESTS: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a test run after a change may take (within the configured test timeout):
+/// quick tests that now run for a minute say the change made the code too slow, and
+/// the turn should not wait ten minutes to learn it (alphametics, in the eval).
+const AFTER_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One run of the project's tests, as verification runs them.
 enum TestRun {
@@ -63,6 +67,7 @@ impl Session {
         &mut self,
         agent: &Agent,
         command: &str,
+        timeout: std::time::Duration,
         sink: Option<&dyn EventSink>,
         cancel: &CancellationToken,
     ) -> TestRun {
@@ -80,15 +85,7 @@ impl Session {
             .unwrap_or_default();
         // The test command is the project's code: it runs in the sandbox like `bash`.
         let result = match self.tool_ctx.sandbox.shell(command, &root) {
-            Ok(shell) => {
-                exec::run(
-                    shell,
-                    agent.config.test_timeout,
-                    agent.config.limits.output_bytes,
-                    cancel,
-                )
-                .await
-            }
+            Ok(shell) => exec::run(shell, timeout, agent.config.limits.output_bytes, cancel).await,
             Err(refused) => Err(std::io::Error::other(refused.to_string())),
         };
         self.tool_ctx.sandbox.reap();
@@ -169,7 +166,13 @@ impl Session {
             return Verification::NotRun;
         };
         let (result, output, report, passed, originals) = match self
-            .run_tests(agent, &command, Some(sink), cancel)
+            .run_tests(
+                agent,
+                &command,
+                agent.config.test_timeout,
+                Some(sink),
+                cancel,
+            )
             .await
         {
             TestRun::Cancelled => return Verification::Cancelled,
@@ -200,7 +203,7 @@ impl Session {
         Verification::Failed {
             feedback: format!(
                 "You said you are done, but the tests fail (`{command}`, {}):\n{}{}\nFix the code so the tests pass, then finish again.",
-                how(&result, agent),
+                how(&result, agent.config.test_timeout),
                 test_output::condense(&output).trim_end(),
                 put_back(&originals),
             ),
@@ -219,6 +222,7 @@ impl Session {
         if !self.baseline_was_quick() {
             return None;
         }
+        let timeout = agent.config.test_timeout.min(AFTER_CHANGE_TIMEOUT);
         let TestRun::Ran {
             result,
             output,
@@ -226,7 +230,7 @@ impl Session {
             passed,
             preexisting,
             originals,
-        } = self.run_tests(agent, &command, None, cancel).await
+        } = self.run_tests(agent, &command, timeout, None, cancel).await
         else {
             return None;
         };
@@ -244,7 +248,7 @@ impl Session {
             test_report::Report::NoTests | test_report::Report::MissingRunner(_) => return None,
             _ => format!(
                 "keel ran the tests after this change (`{command}`, {}): they fail.\n{}{}\nFix the code so the tests pass.",
-                how(&result, agent),
+                how(&result, timeout),
                 test_output::condense(&output).trim_end(),
                 put_back(&originals),
             ),
@@ -262,10 +266,13 @@ impl Session {
 }
 
 /// How a red run ended, for the model.
-fn how(result: &exec::ExecResult, agent: &Agent) -> String {
+fn how(result: &exec::ExecResult, timeout: std::time::Duration) -> String {
     match (result.ending, result.exit_code) {
         (exec::Ending::TimedOut, _) => {
-            format!("timed out after {} s", agent.config.test_timeout.as_secs())
+            format!(
+                "timed out after {} s: too slow, or waiting for something that never comes",
+                timeout.as_secs()
+            )
         }
         (_, Some(code)) => format!("exit code {code}"),
         (_, None) => "killed by a signal".into(),

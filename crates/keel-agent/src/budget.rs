@@ -41,6 +41,11 @@ impl Calibration {
     pub(crate) fn tokens(&self, bytes: usize) -> u32 {
         (bytes as f64 / self.bytes_per_token).ceil() as u32
     }
+
+    /// About how many bytes `tokens` hold (on the low side).
+    pub(crate) fn bytes(&self, tokens: u32) -> usize {
+        (tokens as f64 * self.bytes_per_token) as usize
+    }
 }
 
 /// The bytes of what a request sends as its prompt: the messages (with a little for

@@ -63,6 +63,18 @@ pub(crate) fn head_tail(text: &str, max: usize) -> String {
     )
 }
 
+/// A tool output cut to `max` bytes to fit the window: head and tail, and how to see
+/// the rest.
+pub(crate) fn fit_output(output: &str, max: usize) -> String {
+    if output.len() <= max {
+        return output.to_string();
+    }
+    let cut = head_tail(output, max);
+    format!(
+        "{cut}\n[The output was cut to fit the context window: read the file with an offset, or grep, to see what was left out.]"
+    )
+}
+
 fn first_line(text: &str, max: usize) -> String {
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let line: String = line.trim().chars().take(max).collect();
@@ -268,6 +280,17 @@ mod tests {
             None
         );
         assert!(usable_summary("The task is to fix calc.py; add() was wrong.", 3000).is_some());
+    }
+
+    #[test]
+    fn an_output_too_big_for_the_window_is_cut_with_a_way_to_the_rest() {
+        let output = "line\n".repeat(1000);
+        let fitted = fit_output(&output, 1000);
+        assert!(fitted.len() < 1300, "{}", fitted.len());
+        assert!(
+            fitted.ends_with("read the file with an offset, or grep, to see what was left out.]")
+        );
+        assert_eq!(fit_output("small", 1000), "small");
     }
 
     #[test]

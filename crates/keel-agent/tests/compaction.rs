@@ -181,3 +181,39 @@ fn model_again(dir: &Path) -> Arc<Windowed> {
 fn agent_for(model: Arc<Windowed>) -> Agent {
     agent(model, 20)
 }
+
+#[tokio::test]
+async fn a_tool_output_bigger_than_the_room_left_is_cut_head_and_tail() {
+    let scripts = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big: String = (0..2000).map(|i| format!("row {i}\n")).collect();
+    std::fs::write(dir.path().join("big.txt"), &big).unwrap();
+    let replies = vec![
+        calls::render_call(ToolProtocol::Hermes, "read", &json!({"path": "big.txt"})),
+        "Read it.".to_string(),
+    ];
+    let model = model(scripts.path(), &replies);
+    let agent = agent(model.clone(), 5);
+    let sink = Recorder::default();
+    let mut session = Session::start(&agent, Workspace::new(dir.path()).unwrap(), &sink);
+    let summary = session
+        .run_turn(&agent, "Read big.txt", &sink, &CancellationToken::new())
+        .await;
+    assert_eq!(summary.outcome, Outcome::Completed);
+    let output = session
+        .events()
+        .iter()
+        .find_map(|e| match e {
+            Event::ToolResult { output, .. } => Some(output.clone()),
+            _ => None,
+        })
+        .unwrap();
+    // The read tool's own cap is 12,000 bytes; the window leaves less room than that.
+    assert!(output.len() < 6000, "{}", output.len());
+    assert!(
+        output.contains("row 0\n")
+            && output.contains("[The output was cut to fit the context window")
+    );
+    let sizes = model.sizes.lock().unwrap().clone();
+    check(session.events(), &sizes);
+}

@@ -147,6 +147,22 @@ fn turn_two_evaluates_only_the_new_suffix() {
     );
 }
 
+#[test]
+fn a_prompt_is_counted_exactly_as_generation_evaluates_it() {
+    let Some(engine) = engine(3) else { return };
+    let messages = vec![
+        Message::system("You are a careful assistant. ".repeat(20)),
+        Message::user("Write <tool_call> and then stop."),
+        Message::assistant("Here: <tool_call>{}</tool_call>", vec![]),
+        Message::user("Name three colours."),
+    ];
+    let request = request("count", messages, 4);
+    let counted = engine.count_prompt_tokens(&request);
+    let generation = engine.generate(&request, &|| false, &mut |_| {}).unwrap();
+    assert_eq!(generation.cached_tokens, 0);
+    assert_eq!(counted, generation.prompt_tokens);
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()

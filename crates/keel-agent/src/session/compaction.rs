@@ -13,6 +13,9 @@ use super::{Agent, EventSink, Session, stream};
 use crate::budget::{self, COMPACT_TO};
 use crate::compact::{self, KEEP_RECENT};
 
+/// The fewest bytes a tool output is cut to, however full the window.
+const OUTPUT_FLOOR: usize = 1024;
+
 /// Completion tokens the summary may take (within a tenth of the window).
 const SUMMARY_TOKENS: u32 = 400;
 
@@ -24,6 +27,17 @@ impl Session {
             .model
             .count_prompt_tokens(&request)
             .unwrap_or_else(|| self.calibration.tokens(budget::request_bytes(&request)))
+    }
+
+    /// The most bytes each of `calls` new tool outputs may take: half the room the
+    /// window has left after the prompt and the reply's reserve, shared among them.
+    /// `None` when the window is not known.
+    pub(super) fn output_room(&self, agent: &Agent, calls: usize) -> Option<usize> {
+        let window = agent.model.info().context_window?;
+        let reserve = budget::reserve(window, agent.config.max_tokens);
+        let used = self.prompt_tokens_of(agent, &self.events) + reserve;
+        let room = self.calibration.bytes(window.saturating_sub(used) / 2);
+        Some((room / calls.max(1)).max(OUTPUT_FLOOR))
     }
 
     /// A request was sent with `bytes` of prompt and took `tokens`.

@@ -276,6 +276,7 @@ impl Session {
                     }),
             )
             .await;
+            let room = self.output_room(agent, group.len());
             for (call, (mut output, duration)) in group.iter().zip(results) {
                 // Secrets never reach the model or the store.
                 output.content = secrets::mask_output(&output.content);
@@ -286,6 +287,10 @@ impl Session {
                         // Small models re-run green tests until told: say what green means.
                         output.content.push_str(TESTS_PASS);
                     }
+                }
+                // Within the room the window has left (head and tail, and how to see more).
+                if let Some(room) = room {
+                    output.content = crate::compact::fit_output(&output.content, room);
                 }
                 self.emit(
                     sink,

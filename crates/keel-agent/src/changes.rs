@@ -23,7 +23,7 @@ pub(crate) struct ChangeTracker {
 }
 
 /// A file as it was before the turn's first write or edit of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Original {
     Absent,
     Bytes(Vec<u8>),
@@ -49,6 +49,33 @@ impl Original {
             Original::Bytes(bytes) => String::from_utf8(bytes.clone()).ok(),
             Original::Unknown => None,
         }
+    }
+}
+
+/// The agent's files at one moment of the turn (the best attempt so far).
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    files: HashMap<String, Original>,
+}
+
+impl Kept {
+    /// The kept files that differ from the start of the turn, with their text (`None`:
+    /// removed, or not text).
+    pub(crate) fn changed(&self, tracker: &ChangeTracker) -> Vec<(String, Option<String>)> {
+        let mut changed: Vec<(String, Option<String>)> = self
+            .files
+            .iter()
+            .filter(|(path, kept)| tracker.contents.get(*path) != Some(*kept))
+            .map(|(path, kept)| {
+                let text = match kept {
+                    Original::Bytes(bytes) => String::from_utf8(bytes.clone()).ok(),
+                    _ => None,
+                };
+                (path.clone(), text)
+            })
+            .collect();
+        changed.sort();
+        changed
     }
 }
 
@@ -143,12 +170,29 @@ impl ChangeTracker {
         }
     }
 
+    /// The files the agent's writes and edits touched, as they are now: a state
+    /// [`ChangeTracker::rewind`] can return to.
+    pub(crate) fn keep(&self, root: &Path) -> Kept {
+        Kept {
+            files: self
+                .contents
+                .keys()
+                .map(|path| (path.clone(), Original::read(&root.join(path))))
+                .collect(),
+        }
+    }
+
     /// Puts every file the agent's writes and edits changed back as it was at the start
-    /// of the turn (a file they created is removed), through `workspace`, so nothing is
-    /// written outside it. Refused (`None`, nothing touched) when the workspace has
-    /// changed in other ways too — a command's work cannot be put back — or a file was
-    /// too large to keep. `Some(paths put back)` otherwise.
-    pub(crate) fn rewind(&self, workspace: &keel_tools::Workspace) -> Option<Vec<String>> {
+    /// of the turn — or, given a state kept since, as it was then — (a file they created
+    /// is removed), through `workspace`, so nothing is written outside it. Refused
+    /// (`None`, nothing touched) when the workspace has changed in other ways too — a
+    /// command's work cannot be put back — or a file was too large to keep.
+    /// `Some(paths put back)` otherwise.
+    pub(crate) fn rewind(
+        &self,
+        workspace: &keel_tools::Workspace,
+        to: Option<&Kept>,
+    ) -> Option<Vec<String>> {
         let root = workspace.root();
         let now = snapshot(root);
         let other = self
@@ -157,16 +201,23 @@ impl ChangeTracker {
             .chain(now.keys())
             .filter(|p| !self.contents.contains_key(*p) && !generated(p))
             .any(|p| self.before.get(p) != now.get(p));
+        let target = |path: &String| {
+            to.and_then(|kept| kept.files.get(path))
+                .or_else(|| self.contents.get(path))
+        };
         if other
             || self
                 .contents
-                .values()
-                .any(|o| matches!(o, Original::Unknown))
+                .keys()
+                .any(|p| matches!(target(p), Some(Original::Unknown)))
         {
             return None;
         }
         let mut restored = Vec::new();
-        for (relative, original) in &self.contents {
+        for relative in self.contents.keys() {
+            let Some(original) = target(relative) else {
+                continue;
+            };
             let current = std::fs::symlink_metadata(root.join(relative))
                 .ok()
                 .filter(|m| m.is_file())
@@ -336,8 +387,26 @@ mod tests {
         // Byte code a test run leaves behind is no change of the agent's.
         std::fs::create_dir_all(root.join("__pycache__")).unwrap();
         std::fs::write(root.join("__pycache__/edit.cpython-312.pyc"), "pyc").unwrap();
+        // A state kept on the way: rewinding to it.
+        let kept = tracker.keep(root);
         assert_eq!(
-            tracker.rewind(&workspace),
+            kept.changed(&tracker),
+            [
+                ("edit.py".to_string(), Some("changed\n".to_string())),
+                ("new.py".to_string(), Some("x\n".to_string()))
+            ]
+        );
+        std::fs::write(root.join("edit.py"), "worse\n").unwrap();
+        assert_eq!(
+            tracker.rewind(&workspace, Some(&kept)),
+            Some(vec!["edit.py".to_string()])
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("edit.py")).unwrap(),
+            "changed\n"
+        );
+        assert_eq!(
+            tracker.rewind(&workspace, None),
             Some(vec!["edit.py".to_string(), "new.py".to_string()])
         );
         assert_eq!(
@@ -346,11 +415,11 @@ mod tests {
         );
         assert!(!root.join("new.py").exists());
         // Nothing left to put back.
-        assert_eq!(tracker.rewind(&workspace), Some(vec![]));
+        assert_eq!(tracker.rewind(&workspace, None), Some(vec![]));
         // A file a command wrote cannot be put back: nothing is touched.
         std::fs::write(root.join("edit.py"), "again\n").unwrap();
         std::fs::write(root.join("by_shell.txt"), "out\n").unwrap();
-        assert_eq!(tracker.rewind(&workspace), None);
+        assert_eq!(tracker.rewind(&workspace, None), None);
         assert_eq!(
             std::fs::read_to_string(root.join("edit.py")).unwrap(),
             "again\n"

@@ -44,6 +44,10 @@ pub(crate) struct Rut {
     restarts: u32,
     /// The gist of the last failing test run.
     last_failure: String,
+    /// The fewest failing tests of the turn, and the gist of that run.
+    best: Option<(usize, String)>,
+    /// A new best since the last [`Rut::take_new_best`].
+    new_best: bool,
 }
 
 impl Rut {
@@ -58,7 +62,24 @@ impl Rut {
         if self.failed.insert(state) && !improved {
             self.attempt_failures += 1;
         }
+        if let Some(n) = red.failing
+            && self.best.as_ref().is_none_or(|(best, _)| n < *best)
+        {
+            self.best = Some((n, red.gist.clone()));
+            self.new_best = true;
+        }
         self.last_failure = red.gist;
+    }
+
+    /// Whether the last failing run failed fewer tests than any before it in the turn
+    /// (the workspace as it is now is the best attempt so far); asked once.
+    pub(crate) fn take_new_best(&mut self) -> bool {
+        std::mem::take(&mut self.new_best)
+    }
+
+    /// The fewest failing tests of the turn, and how they failed.
+    pub(crate) fn best(&self) -> Option<(usize, &str)> {
+        self.best.as_ref().map(|(n, gist)| (*n, gist.as_str()))
     }
 
     /// The tests passed: whatever failed before, this attempt is going somewhere.
@@ -214,6 +235,23 @@ mod tests {
             rut.attempt_over(),
             "no fewer than the best: the second failure"
         );
+    }
+
+    #[test]
+    fn the_best_attempt_of_the_turn_is_known() {
+        let red = |n| Red {
+            gist: format!("{n} failed"),
+            failing: Some(n),
+        };
+        let mut rut = Rut::default();
+        rut.tests_failed(1, red(9));
+        assert!(rut.take_new_best() && !rut.take_new_best());
+        rut.tests_failed(2, red(4));
+        rut.restarted();
+        rut.tests_failed(3, red(6));
+        assert!(rut.take_new_best());
+        assert!(!rut.take_new_best());
+        assert_eq!(rut.best(), Some((4, "4 failed")));
     }
 
     #[test]

@@ -295,3 +295,58 @@ async fn an_empty_reply_to_a_task_is_asked_again_and_not_counted() {
     assert_eq!(run.summary.outcome, Outcome::Verified);
     assert_eq!(run.summary.iterations, 2);
 }
+
+#[tokio::test]
+async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
+    let tests = "from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_again():\n    assert add(2, 2) == 4\n\ndef test_sub():\n    assert sub(3, 1) == 2\n\ndef test_sub_zero():\n    assert sub(5, 5) == 0\n";
+    let half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
+    let replies = [
+        // 2 failing (3 at the start): the best so far.
+        write("calc.py", half),
+        // Worse: 4 failing. The attempt is over.
+        write(
+            "calc.py",
+            "def add(a, b):\n    return 99\n\n\ndef sub(a, b):\n    return 99\n",
+        ),
+        // Succeeds only on the best version, which the fresh start put back.
+        call(
+            "edit",
+            json!({"path": "calc.py", "old_string": "def sub(a, b):\n    return a + b", "new_string": "def sub(a, b):\n    return a - b"}),
+        ),
+        "Done.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[
+            (
+                "calc.py",
+                "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return 0\n",
+            ),
+            ("test_calc.py", tests),
+        ],
+        "python3 -m pytest -q test_calc.py",
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    assert_eq!(
+        run.reasons(),
+        [
+            FeedbackReason::TestRun,
+            FeedbackReason::TestRun,
+            FeedbackReason::FreshStart,
+            FeedbackReason::TestRun
+        ]
+    );
+    let note = &run.feedback()[2].1;
+    assert!(
+        note.contains("with 2 failing tests (not what the project context above shows):\n\ncalc.py:\n```\ndef add(a, b):\n    return a + b"),
+        "{note}"
+    );
+    assert!(note.contains("test_sub: assert 4 == 2"), "{note}");
+    assert!(!note.contains("return 99"));
+}

@@ -1,14 +1,20 @@
-//! Starting a task afresh. A small model that has failed the tests rarely fixes its own
-//! code: shown its attempt, it writes it again. A new attempt from the start — the
-//! files the agent changed put back, the failed attempt out of the conversation, the
-//! model told only how the tests failed — is a new draw, and with the tests to judge
-//! each draw, several draws solve what one fix after another does not.
+//! Starting a task afresh. A small model shown its own failing attempt writes it again.
+//! A new attempt — the failed attempt out of the conversation, the files put back —
+//! breaks that. They go back to the best attempt of the turn when there is one (the
+//! fewest failing tests, fewer than at the start: the eval's trajectories go 16 → 4
+//! and 9 → 1 failing by fixes, progress a restart from scratch threw away), shown in the
+//! note with how its tests failed; else to the start of the task, and the new attempt
+//! is a new draw.
 
 use keel_protocol::{Event, FeedbackReason};
 
 use super::{EventSink, Session};
-use crate::changes::ChangeTracker;
+use crate::changes::{ChangeTracker, Kept};
 use crate::rut::Rut;
+use crate::test_report::Report;
+
+/// The longest file the note shows.
+const SHOWN_BYTES: usize = 8 * 1024;
 
 /// Iterations a new attempt needs at least: a write, and a fix after its tests.
 const ATTEMPT_ITERATIONS: u32 = 2;
@@ -21,22 +27,40 @@ impl Session {
         &mut self,
         rut: &mut Rut,
         changes: Option<&ChangeTracker>,
+        best: Option<&Kept>,
         left: u32,
         sink: &dyn EventSink,
     ) -> bool {
         if !rut.attempt_over() || left < ATTEMPT_ITERATIONS {
             return false;
         }
-        // Nothing put back (nothing written, or written back as it was): the history
-        // holds no failed code to copy, and there is no new start to make.
-        let Some(restored) = changes
-            .and_then(|c| c.rewind(&self.tool_ctx.workspace))
-            .filter(|r| !r.is_empty())
+        let Some(tracker) = changes else {
+            return false;
+        };
+        // The best attempt, when it failed fewer tests than the start of the task did.
+        let at_start = match &self.baseline {
+            Some(Report::Red(Some(failing))) => Some(failing.len()),
+            _ => None,
+        };
+        let best = best
+            .zip(rut.best())
+            .filter(|(_, (failing, _))| at_start.is_none_or(|start| *failing < start))
+            .map(|(kept, (failing, gist))| (kept, kept.changed(tracker), failing, gist.to_string()))
+            .filter(|(_, files, _, _)| !files.is_empty());
+        let Some(restored) = tracker.rewind(&self.tool_ctx.workspace, best.as_ref().map(|b| b.0))
         else {
             return false;
         };
+        // Nothing put back and no best attempt (nothing written, or written back as it
+        // was): no failed code in the history to copy, and no new start to make.
+        if best.is_none() && restored.is_empty() {
+            return false;
+        }
         let attempt = rut.restarted();
-        let content = note(attempt, &restored, rut.last_failure());
+        let content = match best {
+            Some((_, files, failing, gist)) => best_note(attempt, &files, failing, &gist),
+            None => note(attempt, &restored, rut.last_failure()),
+        };
         self.emit(
             sink,
             Event::Feedback {
@@ -48,12 +72,45 @@ impl Session {
     }
 }
 
-/// What the model is told, with the task, when it starts again.
-fn note(attempt: u32, restored: &[String], gist: &str) -> String {
-    let attempts = match attempt {
+fn attempts(attempt: u32) -> String {
+    match attempt {
         1 => "An earlier attempt at this task".to_string(),
         n => format!("{n} earlier attempts at this task"),
-    };
+    }
+}
+
+/// The note when the files go back to the best attempt: the files as they are now,
+/// and how their tests failed.
+fn best_note(
+    attempt: u32,
+    files: &[(String, Option<String>)],
+    failing: usize,
+    gist: &str,
+) -> String {
+    let mut shown = String::new();
+    for (path, text) in files {
+        match text {
+            Some(text) if text.len() <= SHOWN_BYTES => {
+                shown.push_str(&format!("\n\n{path}:\n```\n{}\n```", text.trim_end()));
+            }
+            Some(_) => shown.push_str(&format!("\n\n{path}: too long to show here; read it.")),
+            None => shown.push_str(&format!("\n\n{path}: removed.")),
+        }
+    }
+    let tests = if failing == 1 { "test" } else { "tests" };
+    format!(
+        "Note from keel: {} did not pass the tests. keel has put the files back to the best \
+         version so far, with {failing} failing {tests} (not what the project context above \
+         shows):{shown}\n\nHow its tests failed:\n{}\n\nFix what still fails, changing this \
+         version; keep what works.",
+        attempts(attempt),
+        gist.trim()
+    )
+}
+
+/// What the model is told, with the task, when it starts again.
+fn note(attempt: u32, restored: &[String], gist: &str) -> String {
+    let attempts = attempts(attempt);
     let files = format!(
         "keel has put {} back as {} when the task started",
         restored.join(", "),
@@ -90,5 +147,19 @@ mod tests {
         assert!(two.contains("2 earlier attempts"));
         assert!(two.contains("put a.py, b.py back as they were"));
         assert!(two.ends_with("do not repeat the earlier approach."));
+    }
+
+    #[test]
+    fn the_best_note_shows_the_files_and_how_their_tests_failed() {
+        let files = [
+            (
+                "a.py".to_string(),
+                Some("def f():\n    return 1\n".to_string()),
+            ),
+            ("b.py".to_string(), None),
+        ];
+        let text = best_note(1, &files, 1, "T.test_f: AssertionError: 1 != 2\n1 failed");
+        assert!(text.contains("with 1 failing test (not what the project context above shows):\n\na.py:\n```\ndef f():\n    return 1\n```\n\nb.py: removed."), "{text}");
+        assert!(text.contains("How its tests failed:\nT.test_f: AssertionError: 1 != 2\n1 failed"));
     }
 }

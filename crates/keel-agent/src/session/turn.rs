@@ -84,6 +84,8 @@ impl Session {
         let mut answer = String::new();
         let mut stall = StallDetector::default();
         let mut rut = Rut::default();
+        // The workspace at the attempt that failed the fewest tests so far.
+        let mut best = None;
         let mut iterations = 0;
         let wants_work = asks_for_work(message);
         // A successful call made, or the workspace changed, in this turn.
@@ -244,8 +246,11 @@ impl Session {
             };
             // An attempt that failed its tests and repeated itself (or failed twice) is
             // over: the task starts again afresh, while there is room for a new attempt.
+            if rut.take_new_best() {
+                best = changes.as_ref().map(|c| c.keep(&root));
+            }
             let left = agent.config.max_iterations.saturating_sub(iterations);
-            if self.start_afresh(&mut rut, changes.as_ref(), left, sink) {
+            if self.start_afresh(&mut rut, changes.as_ref(), best.as_ref(), left, sink) {
                 stall = StallDetector::default();
                 continue;
             }

@@ -28,6 +28,8 @@ pub struct AgentConfig {
     pub permission_rules: Vec<Rule>,
     /// The share of the context window at which the conversation is compacted.
     pub compact_at: f32,
+    /// The user's skills directories (the project's `.keel/skills` is always read).
+    pub skill_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -43,6 +45,7 @@ impl Default for AgentConfig {
             sandbox: SandboxConfig::default(),
             permission_rules: Vec::new(),
             compact_at: crate::budget::COMPACT_AT,
+            skill_dirs: Vec::new(),
         }
     }
 }

@@ -5,9 +5,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Instruction files, in order of preference.
-const INSTRUCTION_FILES: &[&str] = &["KEEL.md", "AGENTS.md"];
-const INSTRUCTIONS_MAX_BYTES: usize = 8 * 1024;
 /// Files listed in the context; the model uses glob for the rest.
 const LISTED_FILES: usize = 200;
 /// A project at most this big is shown whole: a small model that sees the code does not
@@ -99,13 +96,7 @@ fn write_files(out: &mut String, files: &[(String, String)]) {
 /// Builds the project context message for a workspace.
 pub fn project_context(root: &Path, test_command: Option<&str>) -> String {
     let mut out = String::from("Project context for this session.\n");
-    for name in INSTRUCTION_FILES {
-        if let Ok(text) = std::fs::read_to_string(root.join(name)) {
-            let text = cut(&text, INSTRUCTIONS_MAX_BYTES);
-            let _ = write!(out, "\nInstructions from {name}:\n{}\n", text.trim_end());
-            break;
-        }
-    }
+    out.push_str(&crate::instructions::root_section(root));
     let (files, complete) = list_files(root);
     if files.is_empty() {
         out.push_str("\nThe workspace has no files yet.\n");
@@ -151,17 +142,6 @@ pub(crate) fn list_files(root: &Path) -> (Vec<String>, bool) {
         }
     }
     (files, true)
-}
-
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}\n[… instructions shortened]", &text[..end])
 }
 
 #[cfg(test)]

@@ -202,6 +202,8 @@ pub struct Session {
     task: String,
     /// Bytes per token of the backend, for estimating prompts it cannot count for us.
     calibration: crate::budget::Calibration,
+    /// The nested `AGENTS.md` files already given to the model.
+    instructions_given: std::collections::HashSet<String>,
 }
 
 impl Session {
@@ -229,6 +231,7 @@ impl Session {
             tests_may_change: false,
             task: String::new(),
             calibration: Default::default(),
+            instructions_given: Default::default(),
         };
         session.emit(
             sink,
@@ -289,6 +292,7 @@ impl Session {
         }
         let interrupted = !matches!(events.last(), Some(Event::Done { .. }))
             && events.iter().any(|e| matches!(e, Event::User { .. }));
+        let instructions_given = crate::instructions::given_in(&events);
         let mut session = Self {
             id: session_id.clone(),
             tool_ctx,
@@ -303,6 +307,7 @@ impl Session {
             tests_may_change: false,
             task: String::new(),
             calibration: Default::default(),
+            instructions_given,
         };
         if interrupted {
             for (call_id, name) in pending {

@@ -506,6 +506,11 @@ pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings>
     if let Some(share) = merged.compact_at {
         config.compact_at = share.clamp(0.2, 1.0);
     }
+    // The user's skills live next to their configuration file.
+    config.skill_dirs = user_config_path()
+        .and_then(|p| p.parent().map(|dir| dir.join("skills")))
+        .into_iter()
+        .collect();
     let mut connect = ConnectOptions {
         api_key: merged.api_key,
         context_window: merged.context_window,

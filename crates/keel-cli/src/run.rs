@@ -169,6 +169,12 @@ pub async fn agent(settings: &Settings, store: Arc<Store>) -> Result<Option<Buil
     };
     let mut tools = ToolRegistry::builtin();
     tools.register_all(mcp.tools());
+    // The `skill` tool only where there are skills: the fixed prompt stays as small.
+    let skills =
+        keel_agent::skills::discover(settings.workspace.root(), &settings.agent.skill_dirs);
+    if !skills.is_empty() {
+        tools.register(keel_agent::skills::tool(skills));
+    }
     let agent = Agent::new(client, tools, settings.agent.clone()).with_memory(store);
     if let Err(e) = agent.check_context_window() {
         mcp.shutdown().await;

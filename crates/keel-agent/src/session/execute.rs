@@ -288,6 +288,23 @@ impl Session {
                         output.content.push_str(TESTS_PASS);
                     }
                 }
+                // A nested AGENTS.md goes with the first call that touches its files.
+                if !output.is_error
+                    && let Some(path) = call
+                        .arguments
+                        .as_ref()
+                        .ok()
+                        .and_then(|a| a.get("path"))
+                        .and_then(Value::as_str)
+                    && let Ok(resolved) = self.tool_ctx.workspace.resolve(path)
+                {
+                    let root = self.tool_ctx.workspace.root().to_path_buf();
+                    output.content.push_str(&crate::instructions::nested_for(
+                        &root,
+                        &resolved,
+                        &mut self.instructions_given,
+                    ));
+                }
                 // Within the room the window has left (head and tail, and how to see more).
                 if let Some(room) = room {
                     output.content = crate::compact::fit_output(&output.content, room);

@@ -58,6 +58,10 @@ impl Session {
                 }
             }
             content.push_str(&named_section(&named));
+            if agent.tools.get("skill").is_some() {
+                let skills = crate::skills::discover(&root, &agent.config.skill_dirs);
+                content.push_str(&crate::skills::context_section(&skills));
+            }
             self.start_baseline(agent);
             if asks_for_work(message) {
                 content.push_str(&self.baseline_context().await);

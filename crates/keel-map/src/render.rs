@@ -1,0 +1,80 @@
+//! Rendering ranked definitions within a token budget: the best files, each with its
+//! best definitions' lines in file order.
+
+use std::collections::BTreeMap;
+
+use crate::tags::Tag;
+
+/// The map of the first `count` of `ranked`: each file once, its lines in order.
+fn render_top(ranked: &[(&str, &Tag, f64)], count: usize) -> String {
+    let mut by_file: BTreeMap<&str, (usize, Vec<&Tag>)> = BTreeMap::new();
+    for (position, (file, tag, _)) in ranked.iter().take(count).enumerate() {
+        let entry = by_file.entry(file).or_insert((position, Vec::new()));
+        entry.1.push(tag);
+    }
+    let mut files: Vec<(&str, (usize, Vec<&Tag>))> = by_file.into_iter().collect();
+    // Files in the order of their best definition.
+    files.sort_by_key(|(_, (first, _))| *first);
+    let mut out = String::new();
+    for (file, (_, mut tags)) in files {
+        tags.sort_by_key(|t| t.line);
+        tags.dedup_by_key(|t| t.line);
+        out.push_str(file);
+        out.push_str(":\n");
+        for tag in tags {
+            out.push_str(&format!("{:>5}│ {}\n", tag.line + 1, tag.text));
+        }
+    }
+    out
+}
+
+/// The largest map of the best definitions whose token count (by `tokens`) is within
+/// `budget`; empty when not even one fits.
+pub(crate) fn render(
+    ranked: &[(&str, &Tag, f64)],
+    budget: usize,
+    tokens: &dyn Fn(&str) -> usize,
+) -> String {
+    let (mut low, mut high) = (0, ranked.len());
+    let mut best = String::new();
+    while low < high {
+        let middle = (low + high).div_ceil(2);
+        let text = render_top(ranked, middle);
+        if tokens(&text) <= budget {
+            best = text;
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::Kind;
+
+    fn def(name: &str, line: u32) -> Tag {
+        Tag {
+            name: name.into(),
+            kind: Kind::Def,
+            line,
+            text: format!("def {name}():"),
+        }
+    }
+
+    #[test]
+    fn the_best_definitions_that_fit_grouped_by_file() {
+        let (a, b, c) = (def("a", 9), def("b", 0), def("c", 2));
+        let ranked = vec![("x.py", &a, 3.0), ("y.py", &b, 2.0), ("x.py", &c, 1.0)];
+        let bytes = |s: &str| s.len();
+        assert_eq!(
+            render(&ranked, 1000, &bytes),
+            "x.py:\n    3│ def c():\n   10│ def a():\ny.py:\n    1│ def b():\n"
+        );
+        let one = render(&ranked, 25, &bytes);
+        assert_eq!(one, "x.py:\n   10│ def a():\n");
+        assert_eq!(render(&ranked, 3, &bytes), "");
+    }
+}

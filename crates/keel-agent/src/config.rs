@@ -30,6 +30,10 @@ pub struct AgentConfig {
     pub compact_at: f32,
     /// The user's skills directories (the project's `.keel/skills` is always read).
     pub skill_dirs: Vec<std::path::PathBuf>,
+    /// Where the repo map caches its tags (keel's data directory); `None`: no cache.
+    pub map_cache_dir: Option<std::path::PathBuf>,
+    /// Put a repo map in the project context of projects too big to show whole.
+    pub repo_map: bool,
 }
 
 impl Default for AgentConfig {
@@ -46,6 +50,8 @@ impl Default for AgentConfig {
             permission_rules: Vec::new(),
             compact_at: crate::budget::COMPACT_AT,
             skill_dirs: Vec::new(),
+            map_cache_dir: None,
+            repo_map: true,
         }
     }
 }

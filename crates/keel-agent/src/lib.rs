@@ -15,6 +15,7 @@ mod memory;
 pub mod permissions;
 mod prompt;
 mod repair;
+mod repomap;
 mod rut;
 mod session;
 pub mod skills;

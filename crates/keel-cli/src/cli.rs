@@ -43,6 +43,31 @@ pub enum Command {
     /// only set harmless keys. `--list` shows the trusted directories, `--revoke DIR`
     /// forgets one. A changed configuration is untrusted again.
     Trust(TrustArgs),
+    /// Print the repo map of a project: its definitions ranked for a focus, within a
+    /// token budget (what the agent's project context carries for a big project).
+    Map(MapArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MapArgs {
+    /// Project directory (default: the current directory).
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// A file (relative path) the map is ranked towards; repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub focus: Vec<String>,
+    /// A name the map is ranked towards; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<String>,
+    /// Token budget of the map.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub tokens: usize,
+    /// Do not read or write the cache in keel's data directory.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print how long building took and how many files were parsed (to stderr).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Args, Debug)]

@@ -31,6 +31,8 @@ pub struct Layer {
     pub max_tokens: Option<u32>,
     /// The share of the context window at which the conversation is compacted.
     pub compact_at: Option<f32>,
+    /// A repo map in the project context of projects too big to show whole.
+    pub repo_map: Option<bool>,
     /// Directories outside the workspace that the file tools may also touch.
     pub allowed_roots: Option<Vec<PathBuf>>,
     /// Bearer token for the model server (better: `KEEL_API_KEY`).
@@ -245,6 +247,7 @@ impl Layer {
             tool_output_bytes: self.tool_output_bytes.or(base.tool_output_bytes),
             max_tokens: self.max_tokens.or(base.max_tokens),
             compact_at: self.compact_at.or(base.compact_at),
+            repo_map: self.repo_map.or(base.repo_map),
             allowed_roots: self.allowed_roots.or(base.allowed_roots),
             api_key: self.api_key.or(base.api_key),
             context_window: self.context_window.or(base.context_window),
@@ -300,6 +303,7 @@ impl Layer {
             tool_output_bytes: self.tool_output_bytes,
             max_tokens: self.max_tokens,
             compact_at: self.compact_at,
+            repo_map: self.repo_map,
             context_window: self.context_window,
             request_timeout_secs: self.request_timeout_secs,
             load_timeout_secs: self.load_timeout_secs,
@@ -506,6 +510,10 @@ pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings>
     if let Some(share) = merged.compact_at {
         config.compact_at = share.clamp(0.2, 1.0);
     }
+    if let Some(on) = merged.repo_map {
+        config.repo_map = on;
+    }
+    config.map_cache_dir = keel_home();
     // The user's skills live next to their configuration file.
     config.skill_dirs = user_config_path()
         .and_then(|p| p.parent().map(|dir| dir.join("skills")))

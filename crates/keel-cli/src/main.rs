@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod doctor;
 mod eval_cmd;
+mod map_cmd;
 mod mcp_cmd;
 mod memory_cmd;
 mod model;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             Command::Mcp(args) => mcp_cmd::run(args).await,
             Command::Eval(args) => eval_cmd::run(args).await,
             Command::Trust(args) => trust::run(args),
+            Command::Map(args) => map_cmd::run(args),
         }
     });
     match result {

@@ -171,3 +171,67 @@ fn nested_agents_files_come_with_the_first_call_that_touches_their_files() {
     );
     assert!(!outputs[2].contains(marker), "given once");
 }
+
+#[test]
+fn a_big_project_gets_a_repo_map_ranked_for_the_task() {
+    // More files than a project shown whole.
+    let mut files: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("pkg/mod{i}.py"),
+                format!("def helper_{i}(x):\n    return x + {i}\n"),
+            )
+        })
+        .collect();
+    files.push((
+        "pkg/billing.py".into(),
+        "from pkg.mod3 import helper_3\n\n\ndef compute_total(items):\n    return sum(helper_3(i) for i in items)\n".into(),
+    ));
+    files.push((
+        "app.py".into(),
+        "from pkg.billing import compute_total\n\n\ndef main():\n    print(compute_total([1, 2]))\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let env = Env::new(&refs);
+    let script = env.script("s.jsonl", &[json!({"content": "Looked."})]);
+    let (code, events) = env.run(
+        &script,
+        &[],
+        "Why does compute_total in app.py add too much?",
+    );
+    assert_eq!(code, Some(0), "{events:?}");
+    let context = events.iter().find(|e| e["type"] == "context").unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let map = context
+        .split("Repo map (definitions ranked for this task")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{context}"));
+    assert!(
+        map.contains("pkg/billing.py:\n    4│ def compute_total(items):\n"),
+        "{map}"
+    );
+    // What the task's function uses ranks above what nothing uses.
+    let used = map.find("def helper_3(x):").unwrap();
+    assert!(
+        map.find("def helper_17(x):")
+            .is_none_or(|other| other > used),
+        "{map}"
+    );
+
+    // `keel map` prints the same kind of map, and keeps its cache in keel's data dir.
+    let out = env
+        .keel()
+        .args(["map", "--focus", "app.py", "--tokens", "200", "--stats"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("pkg/billing.py:\n"), "{text}");
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(stats.contains("22 files, 0 parsed"), "{stats}");
+}

@@ -101,29 +101,52 @@ impl RepoMap {
         let before = self.files.len();
         self.files.retain(|path, _| seen.contains_key(path));
         let mut changed = self.files.len() != before;
-        self.parsed = 0;
-        for (relative, (path, lang, size, modified)) in seen {
-            let fresh = self
-                .files
-                .get(&relative)
-                .is_some_and(|e| e.size == size && e.modified == modified);
-            if fresh {
-                continue;
-            }
-            let tags = std::fs::read(&path)
-                .map(|source| tags::read(lang, &source))
-                .unwrap_or_default();
-            self.files.insert(
-                relative,
-                Entry {
-                    size,
-                    modified,
-                    tags,
-                },
-            );
-            self.parsed += 1;
-            changed = true;
-        }
+        let stale: Vec<(String, PathBuf, Lang, u64, (u64, u32))> = seen
+            .into_iter()
+            .filter(|(relative, (_, _, size, modified))| {
+                !self
+                    .files
+                    .get(relative)
+                    .is_some_and(|e| e.size == *size && e.modified == *modified)
+            })
+            .map(|(relative, (path, lang, size, modified))| (relative, path, lang, size, modified))
+            .collect();
+        self.parsed = stale.len();
+        changed |= !stale.is_empty();
+        // Parsed on every core: a cold map of thousands of files is mostly parsing.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(stale.len().max(1));
+        let chunk = stale.len().div_ceil(threads).max(1);
+        let parsed: Vec<(String, Entry)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = stale
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(relative, path, lang, size, modified)| {
+                                let tags = std::fs::read(path)
+                                    .map(|source| tags::read(*lang, &source))
+                                    .unwrap_or_default();
+                                (
+                                    relative.clone(),
+                                    Entry {
+                                        size: *size,
+                                        modified: *modified,
+                                        tags,
+                                    },
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        self.files.extend(parsed);
         if changed {
             self.save()?;
         }
@@ -168,12 +191,12 @@ impl RepoMap {
 
     /// The map for `focus` within `budget` tokens, as `tokens` counts them.
     pub fn render(&self, focus: &Focus, budget: usize, tokens: &dyn Fn(&str) -> usize) -> String {
-        let tags: BTreeMap<String, Vec<Tag>> = self
+        let files: Vec<(&str, &[Tag])> = self
             .files
             .iter()
-            .map(|(path, entry)| (path.clone(), entry.tags.clone()))
+            .map(|(path, entry)| (path.as_str(), entry.tags.as_slice()))
             .collect();
-        let ranked = rank(&tags, focus);
+        let ranked = rank(&files, focus);
         crate::render::render(&ranked, budget, tokens)
     }
 }

@@ -4,11 +4,14 @@
 //! conversation mention, the files edited); each definition then gets the rank that
 //! flows to it along its name's edges.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::tags::{Kind, Tag};
 
 const DAMPING: f64 = 0.85;
+/// A name defined in more files than this (`get`, `__init__`, `new`) says nothing about
+/// which of them a file needs, and would add users × definers edges: it is left out.
+const MAX_DEFINERS: usize = 20;
 const ITERATIONS: usize = 40;
 
 /// What the task is about: files (relative paths) and names it mentions.
@@ -40,13 +43,13 @@ fn weight(name: &str, defined_in: usize, named: bool) -> f64 {
 /// The definitions of `files`, best first, each with its score. Definitions in the
 /// focus files come last (the model sees those files anyway).
 pub(crate) fn rank<'a>(
-    files: &'a BTreeMap<String, Vec<Tag>>,
+    files: &[(&'a str, &'a [Tag])],
     focus: &Focus,
 ) -> Vec<(&'a str, &'a Tag, f64)> {
     let index: HashMap<&str, usize> = files
-        .keys()
+        .iter()
         .enumerate()
-        .map(|(i, f)| (f.as_str(), i))
+        .map(|(i, (f, _))| (*f, i))
         .collect();
     let n = files.len();
     if n == 0 {
@@ -54,9 +57,8 @@ pub(crate) fn rank<'a>(
     }
     let mut defines: HashMap<&str, HashSet<usize>> = HashMap::new();
     let mut references: HashMap<&str, HashMap<usize, usize>> = HashMap::new();
-    for (file, tags) in files {
-        let i = index[file.as_str()];
-        for tag in tags {
+    for (i, (_, tags)) in files.iter().enumerate() {
+        for tag in tags.iter() {
             match tag.kind {
                 Kind::Def => {
                     defines.entry(&tag.name).or_default().insert(i);
@@ -80,7 +82,10 @@ pub(crate) fn rank<'a>(
     // Edges (from, to, name) with weights.
     let mut edges: Vec<(usize, usize, &str, f64)> = Vec::new();
     for (name, definers) in &defines {
-        let Some(users) = references.get(name) else {
+        let Some(users) = references
+            .get(name)
+            .filter(|_| definers.len() <= MAX_DEFINERS)
+        else {
             continue;
         };
         let w = weight(name, definers.len(), named.contains(name));
@@ -132,8 +137,7 @@ pub(crate) fn rank<'a>(
         *score.entry((to, name)).or_default() += rank[from] * w / out_weight[from];
     }
     let mut ranked: Vec<(&str, &Tag, f64)> = Vec::new();
-    for (file, tags) in files {
-        let i = index[file.as_str()];
+    for (i, (file, tags)) in files.iter().enumerate() {
         let mut seen = HashSet::new();
         for tag in tags.iter().filter(|t| t.kind == Kind::Def) {
             if !seen.insert((&tag.name, tag.line)) {
@@ -142,7 +146,7 @@ pub(crate) fn rank<'a>(
             // Unreferenced definitions keep a little of their file's rank.
             let s = score.get(&(i, tag.name.as_str())).copied().unwrap_or(0.0) + rank[i] * 1e-3;
             let s = if focused.contains(&i) { s * 1e-6 } else { s };
-            ranked.push((file, tag, s));
+            ranked.push((*file, tag, s));
         }
     }
     ranked.sort_by(|a, b| {
@@ -176,9 +180,20 @@ mod tests {
         }
     }
 
+    fn rank_of<'a>(
+        files: &'a std::collections::BTreeMap<String, Vec<Tag>>,
+        focus: &Focus,
+    ) -> Vec<(&'a str, &'a Tag, f64)> {
+        let list: Vec<(&str, &[Tag])> = files
+            .iter()
+            .map(|(f, t)| (f.as_str(), t.as_slice()))
+            .collect();
+        rank(&list, focus)
+    }
+
     #[test]
     fn what_the_focus_uses_ranks_first() {
-        let mut files = BTreeMap::new();
+        let mut files = std::collections::BTreeMap::new();
         files.insert(
             "app.py".to_string(),
             vec![reference("compute_total"), def("main", 1)],
@@ -196,7 +211,7 @@ mod tests {
             files: vec!["app.py".into()],
             names: vec![],
         };
-        let ranked = rank(&files, &focus);
+        let ranked = rank_of(&files, &focus);
         let order: Vec<(&str, &str)> = ranked
             .iter()
             .map(|(f, t, _)| (*f, t.name.as_str()))
@@ -211,14 +226,14 @@ mod tests {
             files: vec![],
             names: vec!["lonely".into()],
         };
-        let mut files = BTreeMap::new();
+        let mut files = std::collections::BTreeMap::new();
         files.insert(
             "app.py".to_string(),
             vec![reference("helper"), reference("lonely")],
         );
         files.insert("util.py".to_string(), vec![def("helper", 0)]);
         files.insert("other.py".to_string(), vec![def("lonely", 0)]);
-        let ranked = rank(&files, &focus);
+        let ranked = rank_of(&files, &focus);
         assert_eq!(ranked[0].1.name, "lonely");
     }
 }

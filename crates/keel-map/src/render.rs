@@ -35,7 +35,8 @@ pub(crate) fn render(
     budget: usize,
     tokens: &dyn Fn(&str) -> usize,
 ) -> String {
-    let (mut low, mut high) = (0, ranked.len());
+    // Every line takes a token at least: no more lines than the budget.
+    let (mut low, mut high) = (0, ranked.len().min(budget));
     let mut best = String::new();
     while low < high {
         let middle = (low + high).div_ceil(2);

@@ -58,6 +58,15 @@ impl Session {
                 }
             }
             content.push_str(&named_section(&named));
+            if agent.config.repo_map && shown_files(&root).is_empty() {
+                let paths: Vec<String> = named.iter().map(|(p, _)| p.clone()).collect();
+                content.push_str(&crate::repomap::section(
+                    &root,
+                    agent.config.map_cache_dir.as_ref(),
+                    &crate::repomap::focus(message, &paths),
+                    crate::repomap::budget(agent.model.info().context_window),
+                ));
+            }
             if agent.tools.get("skill").is_some() {
                 let skills = crate::skills::discover(&root, &agent.config.skill_dirs);
                 content.push_str(&crate::skills::context_section(&skills));

@@ -26,6 +26,9 @@ pub enum CacheError {
     },
 }
 
+/// A file to parse: its relative path, where it is, its language, size and mtime.
+type Stale = (String, PathBuf, Lang, u64, (u64, u32));
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
     size: u64,
@@ -101,7 +104,7 @@ impl RepoMap {
         let before = self.files.len();
         self.files.retain(|path, _| seen.contains_key(path));
         let mut changed = self.files.len() != before;
-        let stale: Vec<(String, PathBuf, Lang, u64, (u64, u32))> = seen
+        let stale: Vec<Stale> = seen
             .into_iter()
             .filter(|(relative, (_, _, size, modified))| {
                 !self

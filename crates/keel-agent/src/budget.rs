@@ -2,8 +2,6 @@
 //! exactly with the model's tokenizer; for servers keel estimates from the bytes, with
 //! the bytes-per-token ratio calibrated on the prompt tokens the server reports.
 
-use keel_llm::{ChatRequest, ToolProtocol};
-
 /// The share of the window at which the conversation is compacted (configurable).
 pub const COMPACT_AT: f32 = 0.75;
 /// The share of the window a compaction aims for.
@@ -46,26 +44,6 @@ impl Calibration {
     pub(crate) fn bytes(&self, tokens: u32) -> usize {
         (tokens as f64 * self.bytes_per_token) as usize
     }
-}
-
-/// The bytes of what a request sends as its prompt: the messages (with a little for
-/// each message's markup) and, in `native` mode, the tool definitions.
-pub(crate) fn request_bytes(request: &ChatRequest) -> usize {
-    let mut bytes = 0;
-    for message in &request.messages {
-        bytes += message.content.len() + 16;
-        for call in &message.tool_calls {
-            bytes += call.name.len() + call.arguments.to_string().len() + 16;
-        }
-    }
-    if request.protocol == ToolProtocol::Native {
-        bytes += request
-            .tools
-            .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
-            .sum::<usize>();
-    }
-    bytes
 }
 
 /// The room a request must leave in the window for the reply.

@@ -10,6 +10,14 @@ fn call(name: &str, arguments: Value) -> Value {
     json!({"content": "", "tool_calls": [{"name": name, "arguments": arguments}]})
 }
 
+/// The project context the session started with.
+fn context_of(events: &[Value]) -> String {
+    events.iter().find(|e| e["type"] == "context").unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn errors(events: &[Value]) -> Vec<&Value> {
     events.iter().filter(|e| e["type"] == "error").collect()
 }
@@ -39,10 +47,7 @@ fn skills_are_listed_in_the_context_and_loaded_by_the_skill_tool() {
     );
     let (code, events) = env.run(&script, &["--tool-protocol", "native"], "Cut a release");
     assert_eq!(code, Some(0), "{events:?}");
-    let context = events.iter().find(|e| e["type"] == "context").unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let context = context_of(&events);
     assert!(
         context.contains(
             "- release: How to cut a release of this project\n- review: Review a change for bugs\n"
@@ -65,10 +70,7 @@ fn skills_are_listed_in_the_context_and_loaded_by_the_skill_tool() {
         &["--tool-protocol", "native", "--max-iterations", "1"],
         "Cut a release",
     );
-    let context = events.iter().find(|e| e["type"] == "context").unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let context = context_of(&events);
     assert!(!context.contains("Skills"), "{context}");
     let result = events.iter().find(|e| e["type"] == "tool_result").unwrap();
     assert_eq!(result["is_error"], true, "{result}");
@@ -149,10 +151,7 @@ fn nested_agents_files_come_with_the_first_call_that_touches_their_files() {
     );
     let (code, events) = env.run(&script, &["--tool-protocol", "native"], "Look around");
     assert_eq!(code, Some(0), "{events:?}");
-    let context = events.iter().find(|e| e["type"] == "context").unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let context = context_of(&events);
     assert!(
         context.contains("Instructions from CLAUDE.md:\nRoot rules.\n"),
         "{context}"
@@ -203,10 +202,7 @@ fn a_big_project_gets_a_repo_map_ranked_for_the_task() {
         "Why does compute_total in app.py add too much?",
     );
     assert_eq!(code, Some(0), "{events:?}");
-    let context = events.iter().find(|e| e["type"] == "context").unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let context = context_of(&events);
     let map = context
         .split("Repo map (definitions ranked for this task")
         .nth(1)

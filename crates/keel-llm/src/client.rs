@@ -118,6 +118,27 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// The bytes of what the request sends as its prompt: the messages (with a little
+    /// for each message's markup) and, in `native` mode, the tool definitions — what
+    /// token estimates are made from.
+    pub fn prompt_bytes(&self) -> usize {
+        let mut bytes = 0;
+        for message in &self.messages {
+            bytes += message.content.len() + 16;
+            for call in &message.tool_calls {
+                bytes += call.name.len() + call.arguments.to_string().len() + 16;
+            }
+        }
+        if self.protocol == ToolProtocol::Native {
+            bytes += self
+                .tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
+                .sum::<usize>();
+        }
+        bytes
+    }
+
     /// A request with the given messages and nothing else set.
     pub fn new(session_id: impl Into<String>, messages: Vec<Message>) -> Self {
         Self {

@@ -56,21 +56,7 @@ pub struct ReplayClient {
 
 /// The replay model's token count: a request's bytes / 4.
 pub fn replay_tokens(request: &ChatRequest) -> u32 {
-    let mut bytes = 0;
-    for message in &request.messages {
-        bytes += message.content.len() + 16;
-        for call in &message.tool_calls {
-            bytes += call.name.len() + call.arguments.to_string().len() + 16;
-        }
-    }
-    if request.protocol == crate::ToolProtocol::Native {
-        bytes += request
-            .tools
-            .iter()
-            .map(|t| t.name.len() + t.description.len() + t.parameters.to_string().len())
-            .sum::<usize>();
-    }
-    bytes.div_ceil(4) as u32
+    request.prompt_bytes().div_ceil(4) as u32
 }
 
 impl ReplayClient {

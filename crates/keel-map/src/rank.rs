@@ -161,15 +161,7 @@ pub(crate) fn rank<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn def(name: &str, line: u32) -> Tag {
-        Tag {
-            name: name.into(),
-            kind: Kind::Def,
-            line,
-            text: format!("def {name}():"),
-        }
-    }
+    use crate::tags::def;
 
     fn reference(name: &str) -> Tag {
         Tag {

@@ -54,16 +54,7 @@ pub(crate) fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tags::Kind;
-
-    fn def(name: &str, line: u32) -> Tag {
-        Tag {
-            name: name.into(),
-            kind: Kind::Def,
-            line,
-            text: format!("def {name}():"),
-        }
-    }
+    use crate::tags::def;
 
     #[test]
     fn the_best_definitions_that_fit_grouped_by_file() {

@@ -28,6 +28,17 @@ pub struct Tag {
     pub text: String,
 }
 
+/// A definition tag, for tests.
+#[cfg(test)]
+pub(crate) fn def(name: &str, line: u32) -> Tag {
+    Tag {
+        name: name.into(),
+        kind: Kind::Def,
+        line,
+        text: format!("def {name}():"),
+    }
+}
+
 /// The tags of `source`, a file of language `lang`.
 pub(crate) fn read(lang: Lang, source: &[u8]) -> Vec<Tag> {
     let mut parser = Parser::new();

@@ -26,7 +26,7 @@ impl Session {
         agent
             .model
             .count_prompt_tokens(&request)
-            .unwrap_or_else(|| self.calibration.tokens(budget::request_bytes(&request)))
+            .unwrap_or_else(|| self.calibration.tokens(request.prompt_bytes()))
     }
 
     /// The most bytes each of `calls` new tool outputs may take: half the room the
@@ -126,7 +126,7 @@ impl Session {
         by_model: bool,
         tokens_before: u32,
     ) -> u32 {
-        let event = Event::Compaction {
+        let mut event = Event::Compaction {
             stubbed,
             summarized: summarized as u32,
             summary,
@@ -136,32 +136,15 @@ impl Session {
         };
         let mut events = self.events.clone();
         events.push(event.clone());
-        let tokens_after = self.prompt_tokens_of(agent, &events);
-        if tokens_after >= tokens_before {
+        let after = self.prompt_tokens_of(agent, &events);
+        if after >= tokens_before {
             return tokens_before;
         }
-        let Event::Compaction {
-            stubbed,
-            summarized,
-            summary,
-            by_model,
-            ..
-        } = event
-        else {
-            return tokens_before;
-        };
-        self.emit(
-            sink,
-            Event::Compaction {
-                stubbed,
-                summarized,
-                summary,
-                by_model,
-                tokens_before: tokens_before.into(),
-                tokens_after: tokens_after.into(),
-            },
-        );
-        tokens_after
+        if let Event::Compaction { tokens_after, .. } = &mut event {
+            *tokens_after = after.into();
+        }
+        self.emit(sink, event);
+        after
     }
 
     /// The model's summary of `older`, if it writes a usable one. The request runs as a

@@ -45,8 +45,9 @@ impl Session {
         {
             let mut content = project_context(&root, self.test_command.as_deref());
             // Files shown whole in the context count as read (write may replace them).
-            for (path, _) in shown_files(&root) {
-                if let Ok(resolved) = self.tool_ctx.workspace.resolve(&path) {
+            let shown = shown_files(&root);
+            for (path, _) in &shown {
+                if let Ok(resolved) = self.tool_ctx.workspace.resolve(path) {
                     self.tool_ctx.mark_read(&resolved);
                 }
             }
@@ -58,7 +59,7 @@ impl Session {
                 }
             }
             content.push_str(&named_section(&named));
-            if agent.config.repo_map && shown_files(&root).is_empty() {
+            if agent.config.repo_map && shown.is_empty() {
                 let paths: Vec<String> = named.iter().map(|(p, _)| p.clone()).collect();
                 content.push_str(&crate::repomap::section(
                     &root,
@@ -393,7 +394,7 @@ impl Session {
         // A reply constrained whole to a call's JSON is one constrained call (the embedded
         // engine counts its own).
         let whole_reply_call = request.response_schema.is_some();
-        let bytes = crate::budget::request_bytes(&request);
+        let bytes = request.prompt_bytes();
         let mut filter = calls::ProseFilter::default();
         let stream = agent.model.stream(request);
         let streamed = stream::read(stream, started, cancel, |text| {

@@ -290,8 +290,11 @@ impl Session {
                 _ => {}
             }
         }
-        let interrupted = !matches!(events.last(), Some(Event::Done { .. }))
-            && events.iter().any(|e| matches!(e, Event::User { .. }));
+        // The last turn has no `done` (undo, redo and the like may follow a `done`).
+        let interrupted = events
+            .iter()
+            .rposition(|e| matches!(e, Event::User { .. }))
+            .is_some_and(|at| !events[at..].iter().any(|e| matches!(e, Event::Done { .. })));
         let instructions_given = crate::instructions::given_in(&events);
         let mut session = Self {
             id: session_id.clone(),

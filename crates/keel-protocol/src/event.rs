@@ -54,6 +54,21 @@ pub enum ErrorKind {
     Environment,
 }
 
+/// One file a turn (or an undo, or a redo) changed: its content before and after, by
+/// the content hash of keel's checkpoint store (`None`: the file did not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Relative to the workspace root, `/`-separated.
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    /// Lines added and removed (unknown for files that are not text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+}
+
 /// Why keel sent the model a message of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,6 +212,29 @@ pub enum Event {
         tokens_before: u64,
         tokens_after: u64,
     },
+    /// The files a turn changed (by any tool, `bash` included), recorded in keel's
+    /// checkpoint store so that the turn can be undone. Only for turns that changed
+    /// files; `turn` counts the session's user messages from 1.
+    Checkpoint {
+        turn: u32,
+        files: Vec<FileChange>,
+    },
+    /// The user undid turn `turn`: `files` went from what they were at the undo
+    /// (`before`) back to what they were before the turn (`after`).
+    Undo {
+        turn: u32,
+        files: Vec<FileChange>,
+    },
+    /// The user redid turn `turn` after undoing it: `files` went back to what they were
+    /// when it was undone.
+    Redo {
+        turn: u32,
+        files: Vec<FileChange>,
+    },
+    /// The plan a planning turn ended with (its numbered steps), waiting for approval.
+    Plan {
+        steps: Vec<String>,
+    },
     Error {
         kind: ErrorKind,
         message: String,
@@ -227,6 +265,10 @@ impl Event {
             Event::Response { .. } => "response",
             Event::Usage { .. } => "usage",
             Event::Compaction { .. } => "compaction",
+            Event::Checkpoint { .. } => "checkpoint",
+            Event::Undo { .. } => "undo",
+            Event::Redo { .. } => "redo",
+            Event::Plan { .. } => "plan",
             Event::Error { .. } => "error",
             Event::Done { .. } => "done",
         }

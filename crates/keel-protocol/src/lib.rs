@@ -7,5 +7,7 @@
 mod event;
 mod message;
 
-pub use event::{ErrorKind, Event, FeedbackReason, Outcome, SUMMARY_HEAD, conversation, stub};
+pub use event::{
+    ErrorKind, Event, FeedbackReason, FileChange, Outcome, SUMMARY_HEAD, conversation, stub,
+};
 pub use message::{Message, Role, ToolCall, ToolSpec, Usage};

@@ -34,6 +34,9 @@ pub struct AgentConfig {
     pub map_cache_dir: Option<std::path::PathBuf>,
     /// Put a repo map in the project context of projects too big to show whole.
     pub repo_map: bool,
+    /// Where each turn's checkpoints are kept (keel's data directory), so that a turn
+    /// can be undone; `None`: no checkpoints.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -52,6 +55,7 @@ impl Default for AgentConfig {
             skill_dirs: Vec::new(),
             map_cache_dir: None,
             repo_map: true,
+            checkpoint_dir: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub use detect::detect_test_command;
 pub use memory::files_named_in;
 pub use prompt::system_prompt;
 pub use repair::{call_schema, read_call};
-pub use session::{Agent, EventSink, ResumeError, Session, TurnSummary};
+pub use session::{
+    Agent, EventSink, Restored, ResumeError, Session, TurnSummary, UndoError, plan_steps,
+    plan_task, turn_diff,
+};
 pub use store_sink::StoreSink;
 pub use window::{ContextTooSmall, WORKING_MARGIN, estimate_tokens};

@@ -26,12 +26,17 @@ use crate::{AgentConfig, detect_test_command, system_prompt};
 
 mod afresh;
 mod baseline;
+mod checkpoint;
 mod compaction;
 mod execute;
+mod plan;
 mod reply;
 mod stream;
 mod turn;
 mod verify;
+
+pub use checkpoint::{Restored, UndoError, turn_diff};
+pub use plan::{plan_steps, plan_task};
 
 /// Receives every event as it happens (printer, SSE stream, store, …).
 pub trait EventSink: Send + Sync {
@@ -204,6 +209,12 @@ pub struct Session {
     calibration: crate::budget::Calibration,
     /// The nested `AGENTS.md` files already given to the model.
     instructions_given: std::collections::HashSet<String>,
+    /// The checkpoint store, opened at the first turn (when configured).
+    checkpoints: Option<keel_checkpoint::Checkpoints>,
+    /// The workspace when the current turn started.
+    turn_tree: Option<keel_checkpoint::Tree>,
+    /// The task being planned, during a planning turn.
+    planning: Option<String>,
 }
 
 impl Session {
@@ -232,6 +243,9 @@ impl Session {
             task: String::new(),
             calibration: Default::default(),
             instructions_given: Default::default(),
+            checkpoints: None,
+            turn_tree: None,
+            planning: None,
         };
         session.emit(
             sink,
@@ -311,6 +325,9 @@ impl Session {
             task: String::new(),
             calibration: Default::default(),
             instructions_given,
+            checkpoints: None,
+            turn_tree: None,
+            planning: None,
         };
         if interrupted {
             for (call_id, name) in pending {

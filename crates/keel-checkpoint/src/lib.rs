@@ -23,8 +23,10 @@ pub use snapshot::Tree;
 
 /// Files larger than this are not checkpointed.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
-/// A workspace with more files than this is not checkpointed.
+/// A workspace with more files than this is not checkpointed...
 pub const MAX_FILES: usize = 100_000;
+/// ... nor one whose checkpointed files hold more bytes than this in all.
+pub const MAX_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -34,8 +36,11 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the workspace has more than {MAX_FILES} files: it is not checkpointed")]
-    TooManyFiles,
+    #[error(
+        "the workspace has more than {MAX_FILES} files or {} MiB: it is not checkpointed",
+        MAX_TOTAL_BYTES >> 20
+    )]
+    TooBig,
     #[error("the checkpoint store has no blob {0} (was keel's data directory cleaned?)")]
     MissingBlob(String),
     #[error("refusing to write {0}: it is not a plain path beneath the workspace root")]

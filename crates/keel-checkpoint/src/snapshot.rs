@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CheckpointError, MAX_FILE_BYTES, MAX_FILES, Objects};
+use crate::{CheckpointError, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, Objects};
 
 /// A workspace at one moment: relative path → blob hash.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,7 @@ pub(crate) fn take(
 ) -> Result<Tree, CheckpointError> {
     let mut tree = BTreeMap::new();
     let mut seen = HashMap::new();
+    let mut total = 0;
     // A file modified this recently may change again within the clock's resolution
     // with the same size: its stat is not trusted ("racily clean", as git calls it).
     let trusted_before = std::time::SystemTime::now()
@@ -123,8 +124,9 @@ pub(crate) fn take(
         if meta.len() > MAX_FILE_BYTES {
             continue;
         }
-        if tree.len() >= MAX_FILES {
-            return Err(CheckpointError::TooManyFiles);
+        total += meta.len();
+        if tree.len() >= MAX_FILES || total > MAX_TOTAL_BYTES {
+            return Err(CheckpointError::TooBig);
         }
         let modified_ns = meta
             .modified()

@@ -41,6 +41,18 @@ impl Approver for TerminalApprover {
     }
 }
 
+/// A yes/no question on the terminal (no terminal: no).
+pub fn confirm(question: &str) -> bool {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return false;
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{question} [y/N] ");
+    let _ = stderr.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
 /// `keel run`'s approver.
 pub fn for_run(yes: bool) -> Arc<dyn Approver> {
     if yes {

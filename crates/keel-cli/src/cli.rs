@@ -6,12 +6,16 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "keel", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Without a command: the conversation in the terminal (`keel chat`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// A conversation with the agent in the terminal (also `keel` alone): streamed
+    /// replies, per-turn diffs, /undo and /redo, /plan, history. /help lists commands.
+    Chat(ChatArgs),
     /// Run one task to the end and exit (0 done, 3 stopped, 130 cancelled, 1 failed).
     Run(RunArgs),
     /// Call one tool directly, as the agent would (for debugging and benchmarks).
@@ -264,10 +268,41 @@ pub enum SessionsCommand {
     },
 }
 
+#[derive(Args, Debug, Default)]
+pub struct ChatArgs {
+    /// Project directory the agent works in [default: current directory].
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Model spec, as for `keel run` [default: the configured model].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    pub model: Option<String>,
+    /// Model requests per turn before giving up [default: 20].
+    #[arg(long, value_name = "N")]
+    pub max_iterations: Option<u32>,
+    /// Continue the stored session with this id (or unique id prefix).
+    #[arg(long, value_name = "ID", conflicts_with = "continue_last")]
+    pub resume: Option<String>,
+    /// Continue the most recent session of this workspace.
+    #[arg(long = "continue", short = 'c')]
+    pub continue_last: bool,
+    /// Allow every call a permission would ask about.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The task, in plain words.
-    pub task: String,
+    #[arg(required_unless_present = "approve")]
+    pub task: Option<String>,
+    /// Plan first: the agent reads (read-only tools) and ends with a numbered plan,
+    /// carried out at once with --yes, after a yes on the terminal, or later with
+    /// `--resume ID --approve`.
+    #[arg(long, conflicts_with = "approve")]
+    pub plan: bool,
+    /// Carry out the plan the resumed session is waiting on.
+    #[arg(long, requires = "resume_or_continue")]
+    pub approve: bool,
     /// Project directory the agent works in [default: current directory].
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workspace: Option<PathBuf>,
@@ -296,10 +331,15 @@ pub struct RunArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Continue the stored session with this id (or unique id prefix).
-    #[arg(long, value_name = "ID", conflicts_with = "continue_last")]
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "continue_last",
+        group = "resume_or_continue"
+    )]
     pub resume: Option<String>,
     /// Continue the most recent session of this workspace.
-    #[arg(long = "continue", short = 'c')]
+    #[arg(long = "continue", short = 'c', group = "resume_or_continue")]
     pub continue_last: bool,
 }
 

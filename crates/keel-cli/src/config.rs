@@ -514,6 +514,7 @@ pub fn load_asking(workspace: &Path, flags: Layer, ask: Ask) -> Result<Settings>
         config.repo_map = on;
     }
     config.map_cache_dir = keel_home();
+    config.checkpoint_dir = keel_home().map(|home| home.join("checkpoints"));
     // The user's skills live next to their configuration file.
     config.skill_dirs = user_config_path()
         .and_then(|p| p.parent().map(|dir| dir.join("skills")))

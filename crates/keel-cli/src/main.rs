@@ -1,6 +1,7 @@
 //! The `keel` binary: argument parsing, layered configuration, wiring, exit codes.
 
 mod approve;
+mod chat;
 mod cli;
 mod config;
 mod doctor;
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Chat(Default::default())) {
+            Command::Chat(args) => chat::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Tool(args) => tool_cmd::call(args).await,
             Command::Tools(args) => tool_cmd::list(args),

@@ -1,10 +1,11 @@
 //! Front-end sinks: the live transcript for people and JSON Lines for programs.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use keel_agent::EventSink;
-use keel_protocol::{Event, Outcome};
+use keel_protocol::{Event, FileChange, Outcome};
 use serde_json::Value;
 
 /// One JSON object per event on stdout, flushed per line.
@@ -45,6 +46,17 @@ pub struct Transcript {
     at_line_start: Mutex<bool>,
     /// A line printed under the session header (how commands run).
     note: Option<String>,
+    /// One numbered line per tool call (the chat), instead of the call and its output.
+    compact: Option<Mutex<Compact>>,
+}
+
+/// The compact view's calls: their numbers and lines, and the call whose line was
+/// printed last (its result replaces that line on a terminal).
+#[derive(Default)]
+struct Compact {
+    next: usize,
+    calls: HashMap<String, (usize, String)>,
+    open: Option<String>,
 }
 
 const RESULT_LINES: usize = 4;
@@ -57,7 +69,80 @@ impl Transcript {
             user_messages: false,
             at_line_start: Mutex::new(true),
             note: None,
+            compact: None,
         }
+    }
+
+    /// One line per tool call, numbered from `first` (`/show N` expands call N).
+    pub fn compact(mut self, first: usize) -> Self {
+        self.compact = Some(Mutex::new(Compact {
+            next: first,
+            ..Compact::default()
+        }));
+        self
+    }
+
+    /// Prints a line of the chat's own (a command's answer), coloured with `code`.
+    pub fn say(&self, code: &str, text: &str) {
+        self.line(&self.paint(code, text));
+    }
+
+    /// Whether colours are on.
+    pub fn colour(&self) -> bool {
+        self.colour
+    }
+
+    /// The compact view of a call: `● [n] name argument`.
+    fn compact_call(&self, call_id: &str, name: &str, arguments: &Value) -> bool {
+        let Some(compact) = &self.compact else {
+            return false;
+        };
+        let mut compact = compact.lock().unwrap_or_else(|e| e.into_inner());
+        compact.next += 1;
+        let line = format!(
+            "[{}] {name} {}",
+            compact.next,
+            call_summary(name, arguments)
+        );
+        let n = compact.next;
+        compact.calls.insert(call_id.to_string(), (n, line.clone()));
+        compact.open = Some(call_id.to_string());
+        drop(compact);
+        self.line(&self.paint("33", &format!("● {line}")));
+        true
+    }
+
+    /// The compact view of a result: the call's line again, with how it went.
+    fn compact_result(&self, call_id: &str, output: &str, is_error: bool, ms: u64) -> bool {
+        let Some(compact) = &self.compact else {
+            return false;
+        };
+        let mut compact = compact.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((_, line)) = compact.calls.get(call_id).cloned() else {
+            return false;
+        };
+        let replace = compact.open.take().as_deref() == Some(call_id) && self.colour;
+        drop(compact);
+        let secs = ms as f64 / 1000.0;
+        let text = if is_error {
+            let first: String = output
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect();
+            self.paint("31", &format!("✗ {line} · {secs:.1} s · {first}"))
+        } else {
+            self.paint("32", &format!("✓ {line} · {secs:.1} s"))
+        };
+        if replace {
+            // Up one line, cleared: the call's line becomes its result's.
+            self.write(&format!("\x1b[1A\r\x1b[2K{text}\n"));
+        } else {
+            self.line(&text);
+        }
+        true
     }
 
     /// Prints `note` under the session header.
@@ -131,6 +216,29 @@ fn call_summary(name: &str, arguments: &Value) -> String {
     shown
 }
 
+/// `a.py +3 −1, new.py (new) +2, old.txt (deleted)`.
+pub fn files_line(files: &[FileChange]) -> String {
+    if files.is_empty() {
+        return "no files".into();
+    }
+    files
+        .iter()
+        .map(|f| {
+            let what = match (&f.before, &f.after) {
+                (None, _) => " (new)",
+                (_, None) => " (deleted)",
+                _ => "",
+            };
+            let counts = match (f.added, f.removed) {
+                (Some(a), Some(r)) => format!(" +{a} −{r}"),
+                _ => String::new(),
+            };
+            format!("{}{what}{counts}", f.path)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn indent_lines(text: &str, max: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     let mut out: Vec<String> = lines
@@ -170,10 +278,23 @@ impl EventSink for Transcript {
                 self.line(&self.paint("1", &format!("› {content}")))
             }
             Event::ToolCall {
-                name, arguments, ..
+                call_id,
+                name,
+                arguments,
             } => {
-                self.line(&self.paint("33", &format!("● {name} {}", call_summary(name, arguments))))
+                if !self.compact_call(call_id, name, arguments) {
+                    self.line(
+                        &self.paint("33", &format!("● {name} {}", call_summary(name, arguments))),
+                    )
+                }
             }
+            Event::ToolResult {
+                call_id,
+                output,
+                is_error,
+                duration_ms,
+                ..
+            } if self.compact_result(call_id, output, *is_error, *duration_ms) => {}
             Event::ToolResult {
                 output, is_error, ..
             } => {
@@ -272,6 +393,22 @@ impl EventSink for Transcript {
                         outcome.as_str()
                     ),
                 ));
+            }
+            Event::Checkpoint { files, .. } => {
+                self.line(&self.paint("36", &format!("≡ changed {}", files_line(files))));
+            }
+            Event::Undo { turn, files } => {
+                self.line(&self.paint("36", &format!("↶ undid turn {turn}: {}", files_line(files))))
+            }
+            Event::Redo { turn, files } => {
+                self.line(&self.paint("36", &format!("↷ redid turn {turn}: {}", files_line(files))))
+            }
+            Event::Plan { steps, .. } => {
+                let mut text = String::from("Plan:");
+                for (i, step) in steps.iter().enumerate() {
+                    text.push_str(&format!("\n  {}. {step}", i + 1));
+                }
+                self.line(&self.paint("1", &text));
             }
             Event::Context { .. }
             | Event::User { .. }

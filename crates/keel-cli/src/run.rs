@@ -39,34 +39,13 @@ pub fn workspace_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 
 pub async fn run(args: RunArgs) -> Result<u8> {
     let store = Arc::new(open_store()?);
-    // A resumed session carries its workspace; otherwise it is the flag or the cwd.
-    let stored = match (&args.resume, args.continue_last) {
-        (Some(id), _) => {
-            let id = store.resolve(id)?;
-            Some(store.events(&id)?)
-        }
-        (None, true) => {
-            let dir = workspace_dir(args.workspace.clone())?;
-            let root = dir
-                .canonicalize()
-                .with_context(|| format!("cannot open workspace {}", dir.display()))?;
-            let last = store
-                .sessions(Some(&root.display().to_string()), 1)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("no earlier session in {} to continue", root.display()))?;
-            Some(store.events(&last.id)?)
-        }
-        (None, false) => None,
-    };
-    let (session_id, stored_workspace) = match stored.as_ref().and_then(|events| events.first()) {
-        Some(Event::Session {
-            session_id,
-            workspace,
-            ..
-        }) => (Some(session_id.clone()), Some(PathBuf::from(workspace))),
-        _ => (None, None),
-    };
+    let stored = stored_session(
+        &store,
+        args.resume.as_deref(),
+        args.continue_last,
+        &args.workspace,
+    )?;
+    let (session_id, stored_workspace) = session_of(stored.as_deref());
     let dir = workspace_dir(args.workspace.or(stored_workspace))?;
     let flags = Layer {
         model: args.model,
@@ -111,9 +90,82 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         Some(events) => Session::resume(&agent, workspace, events, &sink)?,
         None => Session::start(&agent, workspace, &sink),
     };
-    let summary = session.run_turn(&agent, &args.task, &sink, &cancel).await;
+    let summary = if args.approve {
+        match session.approve_plan(&agent, &sink, &cancel).await {
+            Some(summary) => summary,
+            None => {
+                mcp.shutdown().await;
+                return Err(anyhow!(
+                    "the session has no plan waiting for approval (make one with `keel run --plan`)"
+                ));
+            }
+        }
+    } else if args.plan {
+        let task = args.task.unwrap_or_default();
+        let planned = session.run_plan(&agent, &task, &sink, &cancel).await;
+        match session.pending_plan() {
+            // Headless, execution starts at once with --yes, or when the user says so.
+            Some(_) if args.yes || crate::approve::confirm("Carry out this plan?") => session
+                .approve_plan(&agent, &sink, &cancel)
+                .await
+                .unwrap_or(planned),
+            Some(_) => {
+                eprintln!(
+                    "keel: the plan is kept with session {}; carry it out with `keel run --resume {} --approve`",
+                    session.id(),
+                    session.id()
+                );
+                planned
+            }
+            None => planned,
+        }
+    } else {
+        let task = args.task.unwrap_or_default();
+        session.run_turn(&agent, &task, &sink, &cancel).await
+    };
     mcp.shutdown().await;
     Ok(exit_code(summary.outcome))
+}
+
+/// The stored session to continue: `--resume ID`, or with `--continue` the workspace's
+/// most recent one.
+pub fn stored_session(
+    store: &Store,
+    resume: Option<&str>,
+    continue_last: bool,
+    workspace: &Option<PathBuf>,
+) -> Result<Option<Vec<Event>>> {
+    Ok(match (resume, continue_last) {
+        (Some(id), _) => {
+            let id = store.resolve(id)?;
+            Some(store.events(&id)?)
+        }
+        (None, true) => {
+            let dir = workspace_dir(workspace.clone())?;
+            let root = dir
+                .canonicalize()
+                .with_context(|| format!("cannot open workspace {}", dir.display()))?;
+            let last = store
+                .sessions(Some(&root.display().to_string()), 1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("no earlier session in {} to continue", root.display()))?;
+            Some(store.events(&last.id)?)
+        }
+        (None, false) => None,
+    })
+}
+
+/// A stored session's id and workspace.
+pub fn session_of(events: Option<&[Event]>) -> (Option<String>, Option<PathBuf>) {
+    match events.and_then(|events| events.first()) {
+        Some(Event::Session {
+            session_id,
+            workspace,
+            ..
+        }) => (Some(session_id.clone()), Some(PathBuf::from(workspace))),
+        _ => (None, None),
+    }
 }
 
 /// How the session's commands run, for the transcript header.

@@ -231,8 +231,10 @@ pub enum Event {
         turn: u32,
         files: Vec<FileChange>,
     },
-    /// The plan a planning turn ended with (its numbered steps), waiting for approval.
+    /// The plan a planning turn ended with, waiting for approval: the task it is for
+    /// and its numbered steps.
     Plan {
+        task: String,
         steps: Vec<String>,
     },
     Error {
@@ -298,7 +300,10 @@ pub fn stub(tool: Option<&str>, output: &str) -> String {
 pub fn conversation(events: &[Event]) -> Vec<Message> {
     let mut messages = Vec::new();
     // The current turn's user message: where it is, and what it said.
-    let mut task: Option<(usize, &str)> = None;
+    let mut task: Option<(usize, String)> = None;
+    // What the user did to the files between turns (undo, redo): told with the next
+    // message, so the model does not take its earlier changes as still there.
+    let mut notes: Vec<String> = Vec::new();
     for event in events {
         match event {
             Event::Context { content } => messages.push(Message::user(content.clone())),
@@ -330,9 +335,35 @@ pub fn conversation(events: &[Event]) -> Vec<Message> {
                     };
                 }
             }
+            Event::Undo { turn, files } | Event::Redo { turn, files } => {
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                let what = if matches!(event, Event::Undo { .. }) {
+                    "undid"
+                } else {
+                    "redid"
+                };
+                notes.push(format!(
+                    "[The user {what} turn {turn} of this conversation: {} now as {}.]",
+                    if paths.is_empty() {
+                        "no file changed".to_string()
+                    } else {
+                        paths.join(", ")
+                    },
+                    if what == "undid" {
+                        "they were before that turn"
+                    } else {
+                        "that turn left them"
+                    }
+                ));
+            }
             Event::User { content } => {
-                task = Some((messages.len(), content));
-                messages.push(Message::user(content.clone()))
+                let content = if notes.is_empty() {
+                    content.clone()
+                } else {
+                    format!("{}\n\n{content}", std::mem::take(&mut notes).join("\n"))
+                };
+                task = Some((messages.len(), content.clone()));
+                messages.push(Message::user(content))
             }
             // A fresh start: the attempts so far are gone, the note goes with the task
             // (a small model copies what its history shows, failing code included).
@@ -340,7 +371,8 @@ pub fn conversation(events: &[Event]) -> Vec<Message> {
                 reason: FeedbackReason::FreshStart,
                 content,
             } if task.is_some() => {
-                if let Some((at, task)) = task {
+                if let Some((at, task)) = &task {
+                    let at = *at;
                     messages.truncate(at + 1);
                     messages[at].content = format!("{task}\n\n{content}");
                 }

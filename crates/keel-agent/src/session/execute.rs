@@ -47,6 +47,17 @@ impl Session {
         let Ok(arguments) = &call.arguments else {
             return None;
         };
+        if self.planning.is_some() && !agent.tools.is_read_only(&call.name) {
+            self.emit(
+                sink,
+                Event::Approval {
+                    call_id: call.id.clone(),
+                    allowed: false,
+                    by: "plan mode".into(),
+                },
+            );
+            return Some(super::plan::refused(&call.name));
+        }
         let sandbox = &self.tool_ctx.sandbox;
         let permissions = Permissions {
             rules: &agent.config.permission_rules,

@@ -89,6 +89,7 @@ impl Session {
                 content: message.to_string(),
             },
         );
+        self.checkpoint_start(agent);
         if self.test_files.is_none() {
             self.test_files = Some(Snapshot::take(&root));
         }
@@ -101,7 +102,9 @@ impl Session {
         // The workspace at the attempt that failed the fewest tests so far.
         let mut best = None;
         let mut iterations = 0;
-        let wants_work = asks_for_work(message);
+        // A planning turn reads and answers: no nudges to act, no tests.
+        let wants_work = asks_for_work(message) && self.planning.is_none();
+        let mut plan_asked = false;
         // A successful call made, or the workspace changed, in this turn.
         let mut worked = false;
         let mut action_asks = 0;
@@ -174,6 +177,25 @@ impl Session {
             );
 
             let verdict = if calls.is_empty() {
+                if let Some(task) = self.planning.clone() {
+                    let steps = super::plan::plan_steps(&prose);
+                    if steps.is_empty() && !std::mem::replace(&mut plan_asked, true) {
+                        self.emit(
+                            sink,
+                            Event::Feedback {
+                                reason: FeedbackReason::NoAction,
+                                content: super::plan::PLAN_FORMAT.into(),
+                            },
+                        );
+                        continue;
+                    }
+                    if !steps.is_empty() {
+                        self.emit(sink, Event::Plan { task, steps });
+                    }
+                    answer = prose.clone();
+                    self.emit(sink, Event::Response { content: prose });
+                    break Outcome::Completed;
+                }
                 if wants_work && !worked && action_asks < ACTION_ASKS {
                     // A prose "done" before any work: ask again, with a call required.
                     action_asks += 1;
@@ -301,6 +323,7 @@ impl Session {
                 });
             }
         }
+        self.checkpoint_end(agent, sink);
         self.emit(
             sink,
             Event::Done {

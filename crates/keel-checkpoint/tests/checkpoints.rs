@@ -64,24 +64,25 @@ fn a_turn_is_undone_byte_for_byte_and_redone() {
     fs::write(root.join("__pycache__/edit.pyc"), "cache").unwrap();
     let after = checkpoints.snapshot().unwrap();
     let changes = checkpoints.changes(&before, &after);
-    let summary: Vec<(&str, bool, bool, Option<u64>, Option<u64>)> = changes
+    let summary: Vec<String> = changes
         .iter()
         .map(|c| {
-            (
-                c.path.as_str(),
+            format!(
+                "{} {} {} {:?} {:?}",
+                c.path,
                 c.before.is_some(),
                 c.after.is_some(),
                 c.added,
-                c.removed,
+                c.removed
             )
         })
         .collect();
     assert_eq!(
         summary,
         [
-            ("edit.py", true, true, Some(3), Some(1)),
-            ("gone.txt", true, false, None, None),
-            ("new/deep/made.py", false, true, Some(1), Some(0)),
+            "edit.py true true Some(3) Some(1)",
+            "gone.txt true false None None",
+            "new/deep/made.py false true Some(1) Some(0)",
         ]
     );
     let diff = checkpoints.diff(&changes).unwrap();

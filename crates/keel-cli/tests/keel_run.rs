@@ -837,3 +837,94 @@ fn a_slow_baseline_runs_in_the_background_and_still_counts() {
     );
     assert_eq!(done(&events)["outcome"], "verified");
 }
+
+#[test]
+fn run_plan_waits_for_approve_without_a_terminal_and_runs_the_plan_after_it() {
+    let env = Env::new(&[("calc.py", PY_BUGGY)]);
+    let script = env.script(
+        "plan.jsonl",
+        &[json!({"content": "1. Change `a - b` to `a + b` in calc.py.\n2. Done."})],
+    );
+    let (code, events) = env.run(&script, &["--plan"], "fix add");
+    assert_eq!(code, Some(0));
+    let plan = events
+        .iter()
+        .find(|e| e["type"] == "plan")
+        .expect("a plan event");
+    assert_eq!(plan["steps"][0], "Change `a - b` to `a + b` in calc.py.");
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("calc.py")).unwrap(),
+        PY_BUGGY
+    );
+    let id = events[0]["session_id"].as_str().unwrap().to_string();
+
+    // Approved later: the plan is the next turn's task (the replay starts over: the
+    // edit is its first line now).
+    let script = env.script(
+        "approve.jsonl",
+        &[
+            json!({"content": call("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}))}),
+            json!({"content": "Done."}),
+        ],
+    );
+    let out = env
+        .keel()
+        .args([
+            "run",
+            "--json",
+            "--no-verify",
+            "--approve",
+            "--resume",
+            &id,
+            "--model",
+        ])
+        .arg(format!("replay:{}", script.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = parse_lines(&out.stdout);
+    let user = events.iter().find(|e| e["type"] == "user").unwrap();
+    assert!(
+        user["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Carry out this approved plan for the task: fix add")
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
+    // Nothing left to approve.
+    let out = env
+        .keel()
+        .args(["run", "--approve", "--resume", &id, "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no plan waiting"));
+}
+
+#[test]
+fn run_plan_with_yes_carries_the_plan_out_at_once() {
+    let env = Env::new(&[("calc.py", PY_BUGGY)]);
+    let script = env.script(
+        "plan.jsonl",
+        &[
+            json!({"content": "1. Change `a - b` to `a + b` in calc.py."}),
+            json!({"content": call("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}))}),
+            json!({"content": "Done."}),
+        ],
+    );
+    let (code, events) = env.run(&script, &["--plan", "--yes"], "fix add");
+    assert_eq!(code, Some(0));
+    let kinds = types(&events);
+    let plan_at = kinds.iter().position(|k| *k == "plan").unwrap();
+    assert!(kinds[plan_at..].contains(&"checkpoint"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 2);
+}

@@ -184,12 +184,12 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
 }
 
-#[test]
-fn the_browser_ui_streams_a_turn_in_chromium() {
-    let dir = browser_dir();
+/// Chromium's path when chromium, node and playwright-core are there; `None` (the
+/// test skips) only when KEEL_REQUIRE_BROWSER is not set.
+fn chromium() -> Option<String> {
     let chromium = std::env::var("KEEL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let ready = Path::new(&chromium).exists()
-        && dir.join("node_modules/playwright-core").exists()
+        && browser_dir().join("node_modules/playwright-core").exists()
         && Command::new("node").arg("--version").output().is_ok();
     if !ready {
         assert!(
@@ -199,8 +199,52 @@ fn the_browser_ui_streams_a_turn_in_chromium() {
         eprintln!(
             "skipped: chromium, node or playwright-core missing (scripts/setup.sh installs them)"
         );
-        return;
+        return None;
     }
+    Some(chromium)
+}
+
+#[test]
+fn the_browser_ui_plans_shows_a_turns_diff_and_undoes_it() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new(&[("notes.txt", "alpha\nbeta\n")]);
+    let call = |name: &str, arguments: serde_json::Value| json!({"content": "", "tool_calls": [{"name": name, "arguments": arguments}]});
+    let script = env.script(
+        "script.jsonl",
+        &[
+            call("read", json!({"path": "notes.txt"})),
+            json!({"content": "Plan:\n1. Replace beta with gamma in notes.txt.\n2. Read the file back."}),
+            call("edit", json!({"path": "notes.txt", "old_string": "beta", "new_string": "gamma"})),
+            json!({"content": "Done."}),
+        ],
+    );
+    let served = Served::start(&env, &script, &[], None);
+    let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artefacts");
+    let out = Command::new("node")
+        .arg(browser_dir().join("diff_undo.mjs"))
+        .arg(served.login_url())
+        .arg(&artefacts)
+        .arg(env.repo.path())
+        .env("KEEL_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the UI test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.repo.path().join("notes.txt")).unwrap(),
+        "alpha\ngamma\n"
+    );
+    assert_eq!(served.terminate(), Some(0));
+}
+
+#[test]
+fn the_browser_ui_streams_a_turn_in_chromium() {
+    let dir = browser_dir();
+    let Some(chromium) = chromium() else { return };
     let env = Env::new(&[("notes.txt", "alpha\nbeta\n")]);
     let script = env.script("script.jsonl", &browser_script());
     let served = Served::start(&env, &script, &[], None);

@@ -195,6 +195,18 @@ function render(event) {
       if (parts.length) block("usage").textContent = parts.join(" · ");
       break;
     }
+    case "checkpoint":
+      renderCheckpoint(event);
+      break;
+    case "undo":
+    case "redo": {
+      const div = block(`restore ${event.type}`, `${event.type === "undo" ? "undone" : "redone"} · turn ${event.turn}`);
+      div.appendChild(document.createTextNode(filesLine(event.files)));
+      break;
+    }
+    case "plan":
+      renderPlan(event);
+      break;
     case "error":
       block("error", `error · ${event.kind}`).appendChild(document.createTextNode(event.message));
       break;
@@ -205,6 +217,105 @@ function render(event) {
     default:
       break;
   }
+}
+
+// `a.py +3 −1, new.py (new) +1 −0`.
+function filesLine(files) {
+  if (!files.length) return "no files";
+  return files.map((f) => {
+    const what = f.before == null ? " (new)" : f.after == null ? " (deleted)" : "";
+    const counts = f.added != null ? ` +${f.added} −${f.removed}` : "";
+    return `${f.path}${what}${counts}`;
+  }).join(", ");
+}
+
+// A button that runs `action` once per click, disabled while it runs.
+function button(label, className, action) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.className = className;
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      await action();
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
+}
+
+// The files a turn changed, with its diff on demand and undo / redo.
+function renderCheckpoint(event) {
+  const div = block("checkpoint", `files changed · turn ${event.turn}`);
+  div.appendChild(document.createTextNode(filesLine(event.files)));
+  const session = sessionId;
+  const bar = document.createElement("div");
+  bar.className = "buttons";
+  const diffBox = document.createElement("div");
+  bar.append(
+    button("Show diff", "show-diff", async () => {
+      const response = await fetch(`/sessions/${encodeURIComponent(session)}/turns/${event.turn}/diff`);
+      if (!response.ok) {
+        diffBox.replaceChildren(document.createTextNode(await apiError(response)));
+        return;
+      }
+      const body = await response.json();
+      const pre = document.createElement("pre");
+      pre.className = "diff";
+      for (const line of body.diff.replace(/\n$/, "").split("\n")) {
+        const span = document.createElement("span");
+        span.className = line.startsWith("+++") || line.startsWith("---") || line.startsWith("diff ") ? "file"
+          : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "";
+        span.textContent = `${line}\n`;
+        pre.appendChild(span);
+      }
+      diffBox.replaceChildren(pre);
+    }),
+    button("Undo last turn", "undo", () => restoreFiles(session, "undo")),
+    button("Redo", "redo", () => restoreFiles(session, "redo")),
+  );
+  div.append(bar, diffBox);
+}
+
+// POST /sessions/{id}/undo or /redo; the result is drawn like the event it stored.
+async function restoreFiles(session, what) {
+  if (running) return;
+  const response = await fetch(`/sessions/${encodeURIComponent(session)}/${what}`, { method: "POST" });
+  if (!response.ok) {
+    block("error", `${what} · ${response.status}`).textContent = await apiError(response);
+    return;
+  }
+  const body = await response.json();
+  if (session === sessionId) render({ type: what, turn: body.turn, files: body.files });
+}
+
+// A plan waiting for approval: its steps and an Approve button.
+function renderPlan(event) {
+  const div = block("plan", "plan · waiting for approval");
+  const list = document.createElement("ol");
+  for (const step of event.steps) {
+    const item = document.createElement("li");
+    richText(item, step);
+    list.appendChild(item);
+  }
+  div.appendChild(list);
+  const session = sessionId;
+  const hint = document.createElement("div");
+  hint.className = "hint";
+  hint.textContent = "Approve to carry it out, or send what to change (with Plan first ticked).";
+  div.append(button("Approve", "approve-plan", async () => {
+    if (running) return;
+    div.querySelectorAll("button").forEach((b) => b.remove());
+    const myView = view;
+    const response = await fetch(`/sessions/${encodeURIComponent(session)}/plan/approve`, { method: "POST" });
+    if (!response.ok) {
+      block("error", `approve · ${response.status}`).textContent = await apiError(response);
+      return;
+    }
+    await follow(response, myView);
+  }), hint);
 }
 
 // Reads a text/event-stream body and calls onEvent with each event's parsed data.
@@ -268,7 +379,7 @@ async function send() {
     response = await fetch("/chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ message, session_id: sessionId }),
+      body: JSON.stringify({ message, session_id: sessionId, mode: $("plan-mode").checked ? "plan" : "run" }),
     });
   } catch (e) {
     setRunning(false);

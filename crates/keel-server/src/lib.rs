@@ -8,6 +8,7 @@ mod guard;
 mod live;
 mod routes;
 mod sse;
+mod turns;
 mod ui;
 
 use std::future::Future;
@@ -142,6 +143,10 @@ fn router(app: Arc<App>, guard: Guard) -> Router {
         .route("/sessions/{id}/events", get(routes::events))
         .route("/sessions/{id}/cancel", post(routes::cancel))
         .route("/sessions/{id}/approvals/{call_id}", post(routes::approve))
+        .route("/sessions/{id}/turns/{turn}/diff", get(turns::diff))
+        .route("/sessions/{id}/undo", post(turns::undo))
+        .route("/sessions/{id}/redo", post(turns::redo))
+        .route("/sessions/{id}/plan/approve", post(turns::approve_plan))
         .route("/session/{id}", delete(routes::delete))
         .route("/sessions/{id}", delete(routes::delete))
         .fallback(ui::not_found)

@@ -26,9 +26,18 @@ pub async fn chat(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(rejected)?;
     let (message, session_id) = chat_request(&body)?;
+    let turn = match body.get("mode").and_then(Value::as_str) {
+        None | Some("run") => Turn::Task(message),
+        Some("plan") => Turn::Plan(message),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`mode` is `run` (the default) or `plan`, not `{other}`"
+            )));
+        }
+    };
     let frames = match session_id {
-        None => start(&app, message),
-        Some(id) => resume(&app, id, message)?,
+        None => start(&app, turn),
+        Some(id) => resume(&app, id, turn)?,
     };
     Ok(sse::respond(frames).into_response())
 }
@@ -78,7 +87,16 @@ fn chat_request(body: &Value) -> Result<(String, Option<String>), ApiError> {
     Ok((message, session_id))
 }
 
-fn start(app: &Arc<App>, message: String) -> futures_util::stream::BoxStream<'static, Frame> {
+/// What a turn the API starts does.
+pub enum Turn {
+    Task(String),
+    /// A planning turn for the task.
+    Plan(String),
+    /// Carries out the session's pending plan.
+    Approve,
+}
+
+fn start(app: &Arc<App>, turn: Turn) -> futures_util::stream::BoxStream<'static, Frame> {
     let live = LiveTurn::new(1);
     let sink = TurnSink {
         live: Arc::clone(&live),
@@ -87,14 +105,14 @@ fn start(app: &Arc<App>, message: String) -> futures_util::stream::BoxStream<'st
     let session = Session::start(&app.agent, app.workspace.clone(), &sink);
     // A fresh id: nothing else can hold it.
     let _ = app.turns.claim(session.id(), &live);
-    spawn_turn(app, session, sink, message);
+    spawn_turn(app, session, sink, turn);
     live.follow(0).boxed()
 }
 
-fn resume(
+pub(crate) fn resume(
     app: &Arc<App>,
     id: String,
-    message: String,
+    turn: Turn,
 ) -> Result<futures_util::stream::BoxStream<'static, Frame>, ApiError> {
     let live = LiveTurn::new(0);
     if app.turns.claim(&id, &live).is_none() {
@@ -108,11 +126,18 @@ fn resume(
         };
         let session = Session::resume(&app.agent, app.workspace.clone(), events, &sink)
             .map_err(|e| ApiError::internal(format!("session `{id}` cannot be resumed: {e}")))?;
+        if matches!(turn, Turn::Approve) && session.pending_plan().is_none() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_plan",
+                format!("session `{id}` has no plan waiting for approval"),
+            ));
+        }
         Ok((first, session, sink))
     });
     match loaded {
         Ok((first, session, sink)) => {
-            spawn_turn(app, session, sink, message);
+            spawn_turn(app, session, sink, turn);
             // `session` first, as for a new session; then the turn.
             Ok(futures_util::stream::once(async move { first })
                 .chain(live.follow(0))
@@ -127,14 +152,14 @@ fn resume(
 }
 
 /// The session, if it exists and belongs to this server's workspace.
-fn owned(app: &App, id: &str) -> Result<SessionInfo, ApiError> {
+pub(crate) fn owned(app: &App, id: &str) -> Result<SessionInfo, ApiError> {
     app.store
         .session_in(id, &app.root)?
         .ok_or_else(|| ApiError::unknown_session(id))
 }
 
 /// A stored session of this workspace: its `session` event as a frame, and its events.
-fn load(app: &App, id: &str) -> Result<(Frame, Vec<Event>), ApiError> {
+pub(crate) fn load(app: &App, id: &str) -> Result<(Frame, Vec<Event>), ApiError> {
     let info = owned(app, id)?;
     let events = app.store.events(id)?;
     let first = events
@@ -145,7 +170,7 @@ fn load(app: &App, id: &str) -> Result<(Frame, Vec<Event>), ApiError> {
 }
 
 /// Runs the turn on its own task: a client that disconnects does not stop it.
-fn spawn_turn(app: &Arc<App>, mut session: Session, sink: TurnSink, message: String) {
+fn spawn_turn(app: &Arc<App>, mut session: Session, sink: TurnSink, turn: Turn) {
     let app = Arc::clone(app);
     tokio::spawn(async move {
         let live = Arc::clone(&sink.live);
@@ -158,7 +183,17 @@ fn spawn_turn(app: &Arc<App>, mut session: Session, sink: TurnSink, message: Str
                 live.cancel.clone(),
             );
             tokio::spawn(async move {
-                session.run_turn(&agent, &message, &*sink, &cancel).await;
+                match turn {
+                    Turn::Task(message) => {
+                        session.run_turn(&agent, &message, &*sink, &cancel).await;
+                    }
+                    Turn::Plan(task) => {
+                        session.run_plan(&agent, &task, &*sink, &cancel).await;
+                    }
+                    Turn::Approve => {
+                        session.approve_plan(&agent, &*sink, &cancel).await;
+                    }
+                }
             })
         };
         if let Err(e) = turn.await {

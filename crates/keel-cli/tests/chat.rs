@@ -160,9 +160,13 @@ fn ctrl_c_cancels_a_long_call_and_the_next_turn_works() {
     session.send_line("still there?").unwrap();
     exp(&mut session, "Hello again.");
     prompt(&mut session);
-    // Ctrl-C at the prompt, twice, leaves.
+    // Ctrl-C on a line being typed clears it; on the empty prompt it leaves.
+    session.send("half a message").unwrap();
+    session.flush().unwrap();
+    exp(&mut session, "half a message");
     session.send_control('c').unwrap();
     exp(&mut session, "Ctrl-C again");
+    prompt(&mut session);
     session.send_control('c').unwrap();
     session.exp_eof().unwrap();
     assert!(common::gone("keel-chat-slept"));

@@ -17,7 +17,10 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Cmd, Config, Context, Editor, EventHandler, Helper, KeyCode, KeyEvent, Modifiers};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Config, Context, Editor, Event, EventContext, EventHandler,
+    Helper, KeyCode, KeyEvent, Modifiers, RepeatCount,
+};
 
 use super::commands::COMMANDS;
 
@@ -121,6 +124,16 @@ fn complete_path(root: &Path, partial: &str) -> Vec<Pair> {
 
 pub type ChatEditor = Editor<ChatHelper, DefaultHistory>;
 
+/// Ctrl-C on an empty prompt leaves (as Ctrl-D does); on a line being typed it clears
+/// the line (the chat then says that a second one leaves).
+struct CtrlC;
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        ctx.line().is_empty().then_some(Cmd::EndOfFile)
+    }
+}
+
 /// The editor for a project, with its history loaded.
 pub fn editor(root: &Path, history: Option<&Path>) -> rustyline::Result<ChatEditor> {
     let config = Config::builder()
@@ -137,6 +150,10 @@ pub fn editor(root: &Path, history: Option<&Path>) -> rustyline::Result<ChatEdit
     editor.bind_sequence(
         KeyEvent(KeyCode::Enter, Modifiers::ALT),
         EventHandler::Simple(Cmd::Newline),
+    );
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlC)),
     );
     if let Some(path) = history {
         let _ = editor.load_history(path);

@@ -179,7 +179,10 @@ impl Chat {
                 Ok(Input::Interrupted) if interrupted => return 0,
                 Ok(Input::Interrupted) => {
                     interrupted = true;
-                    self.say("2", "(Ctrl-C again, Ctrl-D or /exit to leave)");
+                    self.say(
+                        "2",
+                        "(line cleared; Ctrl-C again, Ctrl-D or /exit to leave)",
+                    );
                     continue;
                 }
                 Err(e) => {

@@ -342,6 +342,8 @@ impl Session {
                     },
                 );
             }
+            // What the cut-off turn changed can still be undone.
+            session.checkpoint_interrupted(agent, sink);
             session.emit(
                 sink,
                 Event::Feedback {

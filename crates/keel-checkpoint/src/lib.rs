@@ -104,6 +104,53 @@ impl Checkpoints {
         Ok(tree)
     }
 
+    /// Keeps `tree` under `name` (a turn's start, so that a turn cut off by a crash can
+    /// still be undone), written whole or not at all.
+    pub fn save_tree(&self, name: &str, tree: &Tree) -> Result<(), CheckpointError> {
+        let path = self.tree_path(name)?;
+        let json = serde_json::to_vec(tree).map_err(|e| {
+            CheckpointError::io("encode", &path, std::io::Error::other(e.to_string()))
+        })?;
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io("create", dir, e))?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| CheckpointError::io("create a file in", dir, e))?;
+        std::io::Write::write_all(&mut file, &json)
+            .map_err(|e| CheckpointError::io("write", &path, e))?;
+        file.persist(&path)
+            .map_err(|e| CheckpointError::io("save", &path, e.error))?;
+        Ok(())
+    }
+
+    /// The tree saved under `name`, if there is one.
+    pub fn load_tree(&self, name: &str) -> Option<Tree> {
+        let bytes = std::fs::read(self.tree_path(name).ok()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Forgets the tree saved under `name`.
+    pub fn drop_tree(&self, name: &str) {
+        if let Ok(path) = self.tree_path(name) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Saved trees live next to the index: `trees/NAME.json` (names are ids and numbers).
+    fn tree_path(&self, name: &str) -> Result<PathBuf, CheckpointError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(CheckpointError::Outside(name.to_string()));
+        }
+        let dir = self.index_path.parent().and_then(Path::parent);
+        Ok(dir
+            .unwrap_or(&self.root)
+            .join("trees")
+            .join(format!("{name}.json")))
+    }
+
     /// What changed from `before` to `after`, sorted by path, with line counts.
     pub fn changes(&self, before: &Tree, after: &Tree) -> Vec<FileChange> {
         before

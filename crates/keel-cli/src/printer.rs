@@ -48,6 +48,9 @@ pub struct Transcript {
     note: Option<String>,
     /// One numbered line per tool call (the chat), instead of the call and its output.
     compact: Option<Mutex<Compact>>,
+    /// A "thinking" mark is on the current line (the chat, on a terminal): the next
+    /// output replaces it.
+    thinking: Mutex<bool>,
 }
 
 /// The compact view's calls: their numbers and lines, and the call whose line was
@@ -70,6 +73,7 @@ impl Transcript {
             at_line_start: Mutex::new(true),
             note: None,
             compact: None,
+            thinking: Mutex::new(false),
         }
     }
 
@@ -167,6 +171,10 @@ impl Transcript {
     fn write(&self, text: &str) {
         let mut at_start = self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();
+        if std::mem::take(&mut *self.thinking.lock().unwrap_or_else(|e| e.into_inner())) {
+            // The mark goes; what replaces it starts where it stood.
+            let _ = out.write_all(b"\r\x1b[2K");
+        }
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
         if !text.is_empty() {
@@ -274,6 +282,14 @@ impl EventSink for Transcript {
                 }
             }
             Event::Delta { text } => self.write(text),
+            Event::Thinking { iteration } if self.compact.is_some() && self.colour => {
+                let at_start = *self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
+                if at_start {
+                    self.write(&self.paint("2", &format!("⋯ thinking ({iteration})")));
+                    *self.at_line_start.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    *self.thinking.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                }
+            }
             Event::User { content } if self.user_messages => {
                 self.line(&self.paint("1", &format!("› {content}")))
             }

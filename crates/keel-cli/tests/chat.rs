@@ -76,8 +76,12 @@ fn changing_turn() -> Vec<serde_json::Value> {
 fn two_turns_then_diff_undo_and_redo_restore_exact_bytes() {
     let env = Env::new(&[("calc.py", CALC), ("gone.txt", GONE)]);
     let mut steps = changing_turn();
-    steps.push(json!({"content": "Nothing else to do."}));
+    steps.push(
+        json!({"content": call("write", json!({"path": "notes.md", "content": "# notes\n"}))}),
+    );
+    steps.push(json!({"content": "Noted."}));
     let script = env.script("chat.jsonl", &steps);
+    let fixed = "def add(a, b):\n    return a + b\n";
     let mut session = chat(&env, &script, &[]);
     prompt(&mut session);
     session.send_line("fix add").unwrap();
@@ -90,50 +94,68 @@ fn two_turns_then_diff_undo_and_redo_restore_exact_bytes() {
     exp(&mut session, "completed");
     exp(&mut session, "session ");
     prompt(&mut session);
-    session.send_line("anything else?").unwrap();
-    exp(&mut session, "Nothing else to do.");
+    session.send_line("take a note").unwrap();
+    exp(&mut session, "Noted.");
+    exp(&mut session, "changed notes.md (new) +1 −0");
     prompt(&mut session);
 
+    // The last turn's diff; /show expands a call.
+    session.send_line("/diff").unwrap();
+    exp(&mut session, "turn 2: notes.md");
+    exp(&mut session, "+# notes");
+    prompt(&mut session);
+    session.send_line("/show 2").unwrap();
+    exp(&mut session, "\"command\": \"rm gone.txt\"");
+    prompt(&mut session);
+
+    // Undo walks back turn by turn; /diff follows.
+    session.send_line("/undo").unwrap();
+    exp(&mut session, "undid turn 2: notes.md");
+    prompt(&mut session);
+    assert_eq!(read(&env, "notes.md"), None);
+    assert_eq!(read(&env, "calc.py").as_deref(), Some(fixed));
     session.send_line("/diff").unwrap();
     exp(&mut session, "turn 1: calc.py");
     exp(&mut session, "-    return a - b");
     exp(&mut session, "+    return a + b");
     exp(&mut session, "+++ b/pkg/new.py");
     prompt(&mut session);
-    session.send_line("/show 2").unwrap();
-    exp(&mut session, "\"command\": \"rm gone.txt\"");
-    prompt(&mut session);
-
     session.send_line("/undo").unwrap();
     exp(&mut session, "undid turn 1");
     prompt(&mut session);
     assert_eq!(read(&env, "calc.py").as_deref(), Some(CALC));
     assert_eq!(read(&env, "gone.txt").as_deref(), Some(GONE));
     assert!(!env.repo.path().join("pkg").exists());
-    // Nothing older to undo.
     session.send_line("/undo").unwrap();
     exp(&mut session, "nothing undone");
     prompt(&mut session);
 
+    // Redo walks forward again.
     session.send_line("/redo").unwrap();
     exp(&mut session, "redid turn 1");
     prompt(&mut session);
-    assert_eq!(
-        read(&env, "calc.py").as_deref(),
-        Some("def add(a, b):\n    return a + b\n")
-    );
+    assert_eq!(read(&env, "calc.py").as_deref(), Some(fixed));
     assert_eq!(read(&env, "gone.txt"), None);
     assert_eq!(read(&env, "pkg/new.py").as_deref(), Some("X = 1\n"));
+    assert_eq!(read(&env, "notes.md"), None);
+    session.send_line("/redo").unwrap();
+    exp(&mut session, "redid turn 2");
+    prompt(&mut session);
+    assert_eq!(read(&env, "notes.md").as_deref(), Some("# notes\n"));
     exit(session);
 
     // A new process continues the session: its undo stack came with it.
     let mut session = chat_saying(&env, &script, &["--continue"], "resumed session");
     prompt(&mut session);
     session.send_line("/undo").unwrap();
+    exp(&mut session, "undid turn 2");
+    prompt(&mut session);
+    session.send_line("/undo").unwrap();
     exp(&mut session, "undid turn 1");
     prompt(&mut session);
     assert_eq!(read(&env, "calc.py").as_deref(), Some(CALC));
     assert_eq!(read(&env, "gone.txt").as_deref(), Some(GONE));
+    assert_eq!(read(&env, "notes.md"), None);
     assert!(!env.repo.path().join("pkg").exists());
     exit(session);
 }
@@ -258,4 +280,49 @@ fn without_a_terminal_chat_points_to_keel_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_turn_cut_off_by_a_crash_can_still_be_undone() {
+    let env = Env::new(&[("calc.py", CALC)]);
+    let script = env.script(
+        "run.jsonl",
+        &[
+            json!({"content": call("edit", json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}))}),
+            json!({"content": call("bash", json!({"command": "sleep 60 && echo keel-crash-marker"}))}),
+        ],
+    );
+    let mut child = env
+        .keel()
+        .args(["run", "--json", "--yes", "--no-verify", "--model"])
+        .arg(format!("replay:{}", script.display()))
+        .arg("fix add")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed mid-turn, after the edit, while the command runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while common::running("keel-crash-marker").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for pid in common::running("keel-crash-marker") {
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert_ne!(read(&env, "calc.py").as_deref(), Some(CALC));
+
+    let resume = env.script("chat.jsonl", &[json!({"content": "ok"})]);
+    // The resumed session shows what the cut-off turn changed.
+    let mut session = chat_saying(&env, &resume, &["--continue"], "changed calc.py +1 −1");
+    prompt(&mut session);
+    session.send_line("/undo").unwrap();
+    exp(&mut session, "undid turn 1");
+    prompt(&mut session);
+    assert_eq!(read(&env, "calc.py").as_deref(), Some(CALC));
+    exit(session);
 }

@@ -571,3 +571,138 @@ async fn a_call_that_needs_approval_waits_for_the_answer_from_the_api() {
     );
     assert_eq!(rest.last().unwrap().event, "done");
 }
+
+#[tokio::test]
+async fn a_turns_diff_then_undo_and_redo_through_the_api() {
+    let server = TestServer::start(&script(&[
+        call(
+            "edit",
+            json!({"path": "notes.txt", "old_string": "beta", "new_string": "gamma"}),
+        ),
+        answer("Changed beta to gamma."),
+    ]))
+    .await;
+    let events = server.turn(json!({"message": "change beta"})).await;
+    let id = session_id(&events);
+    assert!(
+        names(&events).contains(&"checkpoint"),
+        "{:?}",
+        names(&events)
+    );
+    let notes = || std::fs::read_to_string(server.workspace.path().join("notes.txt")).unwrap();
+    assert_eq!(notes(), "alpha\ngamma\n");
+
+    let diff: Value = server
+        .get(&format!("/sessions/{id}/turns/1/diff"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(diff["files"][0]["path"], "notes.txt");
+    assert_eq!(diff["files"][0]["added"], 1);
+    assert!(
+        diff["diff"].as_str().unwrap().contains("-beta\n+gamma\n"),
+        "{diff}"
+    );
+    let (status, code) = error_code(
+        server
+            .get(&format!("/sessions/{id}/turns/7/diff"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (404, "no_changes"));
+
+    let undone: Value = server
+        .post(&format!("/sessions/{id}/undo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(undone["turn"], 1);
+    assert_eq!(notes(), "alpha\nbeta\n");
+    let (status, code) = error_code(
+        server
+            .post(&format!("/sessions/{id}/undo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (409, "nothing_to_restore"));
+    let redone = server
+        .post(&format!("/sessions/{id}/redo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redone.status(), 200);
+    assert_eq!(notes(), "alpha\ngamma\n");
+    // Undo and redo are stored with the session.
+    let stored: Vec<String> = server
+        .store
+        .events(&id)
+        .unwrap()
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
+    assert!(
+        stored.ends_with(&["undo".to_string(), "redo".to_string()]),
+        "{stored:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plan_made_through_the_api_is_approved_and_carried_out() {
+    let server = TestServer::start(&script(&[
+        call("write", json!({"path": "notes.txt", "content": "no\n"})),
+        answer("1. Replace beta with gamma.\n2. Read it back."),
+        call(
+            "edit",
+            json!({"path": "notes.txt", "old_string": "beta", "new_string": "gamma"}),
+        ),
+        answer("Done."),
+    ]))
+    .await;
+    let events = server
+        .turn(json!({"message": "change beta", "mode": "plan"}))
+        .await;
+    let id = session_id(&events);
+    let plan = events.iter().find(|e| e.event == "plan").expect("a plan");
+    assert_eq!(plan.data["steps"][0], "Replace beta with gamma.");
+    let notes = || std::fs::read_to_string(server.workspace.path().join("notes.txt")).unwrap();
+    assert_eq!(notes(), "alpha\nbeta\n", "plan mode refused the write");
+    let response = server
+        .post(&format!("/sessions/{id}/plan/approve"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = SseReader::new(response).rest().await;
+    assert_eq!(names(&events).last(), Some(&"done"));
+    assert_eq!(notes(), "alpha\ngamma\n");
+    let (status, code) = error_code(
+        server
+            .post(&format!("/sessions/{id}/plan/approve"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (409, "no_plan"));
+    let (status, _) = error_code(
+        server
+            .chat(json!({"message": "x", "mode": "dance"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    server.shutdown().await;
+}

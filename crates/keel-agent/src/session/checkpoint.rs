@@ -80,10 +80,39 @@ impl Session {
     /// The turn starts: the workspace as it is (nothing when checkpoints are off or
     /// the snapshot fails; the turn then cannot be undone).
     pub(super) fn checkpoint_start(&mut self, agent: &Agent) {
-        self.turn_tree = self
-            .checkpoints(agent)
-            .ok()
-            .and_then(|checkpoints| checkpoints.snapshot().ok());
+        let name = self.turn_name(self.turns());
+        self.turn_tree = self.checkpoints(agent).ok().and_then(|checkpoints| {
+            let tree = checkpoints.snapshot().ok()?;
+            // Kept on disk until the turn ends: a crash mid-turn loses no undo.
+            let _ = checkpoints.save_tree(&name, &tree);
+            Some(tree)
+        });
+    }
+
+    /// The name a turn's start tree is saved under.
+    fn turn_name(&self, turn: u32) -> String {
+        format!("{}-{turn}", self.id)
+    }
+
+    /// A resumed session whose last turn was cut off: that turn's changes, from the
+    /// tree saved when it started, become its `checkpoint` (so it can be undone).
+    pub(super) fn checkpoint_interrupted(&mut self, agent: &Agent, sink: &dyn EventSink) {
+        let turn = self.turns();
+        let name = self.turn_name(turn);
+        let Ok(checkpoints) = self.checkpoints(agent) else {
+            return;
+        };
+        let Some(before) = checkpoints.load_tree(&name) else {
+            return;
+        };
+        let Ok(after) = checkpoints.snapshot() else {
+            return;
+        };
+        let files = checkpoints.changes(&before, &after);
+        checkpoints.drop_tree(&name);
+        if !files.is_empty() {
+            self.emit(sink, Event::Checkpoint { turn, files });
+        }
     }
 
     /// The turn ends: a `checkpoint` event when it changed files.
@@ -98,10 +127,14 @@ impl Session {
             return;
         };
         let files = checkpoints.changes(&before, &after);
+        let turn = self.turns();
+        let name = self.turn_name(turn);
+        if let Some(checkpoints) = self.checkpoints.as_ref() {
+            checkpoints.drop_tree(&name);
+        }
         if files.is_empty() {
             return;
         }
-        let turn = self.turns();
         self.emit(sink, Event::Checkpoint { turn, files });
     }
 

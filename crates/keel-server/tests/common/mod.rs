@@ -56,12 +56,13 @@ impl TestServer {
         let model = ReplayClient::open(&script_path, "replay:test").unwrap();
         // As `keel serve` does: calls asked about wait for the browser's answer.
         let approvals = Arc::new(PendingApprovals::default());
-        let agent = Agent::new(
-            Arc::new(model),
-            ToolRegistry::builtin(),
-            AgentConfig::default(),
-        )
-        .with_approver(Arc::clone(&approvals) as Arc<dyn Approver>);
+        // As `keel serve` does: checkpoints in the data directory.
+        let config = AgentConfig {
+            checkpoint_dir: Some(data.path().join("checkpoints")),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::new(Arc::new(model), ToolRegistry::builtin(), config)
+            .with_approver(Arc::clone(&approvals) as Arc<dyn Approver>);
         let server = Server::bind(
             addr.parse().unwrap(),
             token.map(str::to_string),

@@ -8,8 +8,9 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+use crate::graph::Graph;
 use crate::lang::Lang;
-use crate::rank::{Focus, rank};
+use crate::rank::{Focus, ranked};
 use crate::tags::{self, MAX_FILE_BYTES, Tag};
 
 /// Bumped when the stored tags change meaning.
@@ -49,6 +50,11 @@ pub struct RepoMap {
     cache: Option<PathBuf>,
     files: BTreeMap<String, Entry>,
     parsed: usize,
+    /// Who uses what the files define, kept in step with `files`.
+    graph: Graph,
+    /// The file ranks of the last render and its focus: the next render with the same
+    /// focus starts from them.
+    last_rank: std::sync::Mutex<Option<(String, Vec<f64>)>>,
 }
 
 impl RepoMap {
@@ -61,11 +67,17 @@ impl RepoMap {
             .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
             .filter(|s| s.version == VERSION)
             .unwrap_or_default();
+        let mut graph = Graph::default();
+        for (path, entry) in &stored.files {
+            graph.set(path, &entry.tags);
+        }
         Self {
             root: root.to_path_buf(),
             cache,
             files: stored.files,
             parsed: 0,
+            graph,
+            last_rank: Default::default(),
         }
     }
 
@@ -101,9 +113,17 @@ impl RepoMap {
                 (path.to_path_buf(), lang, meta.len(), modified),
             );
         }
-        let before = self.files.len();
-        self.files.retain(|path, _| seen.contains_key(path));
-        let mut changed = self.files.len() != before;
+        let gone: Vec<String> = self
+            .files
+            .keys()
+            .filter(|path| !seen.contains_key(*path))
+            .cloned()
+            .collect();
+        for path in &gone {
+            self.files.remove(path);
+            self.graph.remove(path);
+        }
+        let mut changed = !gone.is_empty();
         let stale: Vec<Stale> = seen
             .into_iter()
             .filter(|(relative, (_, _, size, modified))| {
@@ -149,14 +169,67 @@ impl RepoMap {
                 .flat_map(|w| w.join().unwrap_or_default())
                 .collect()
         });
-        self.files.extend(parsed);
+        for (path, entry) in parsed {
+            self.graph.set(&path, &entry.tags);
+            self.files.insert(path, entry);
+        }
         if changed {
             self.save()?;
         }
         Ok(())
     }
 
-    fn save(&self) -> Result<(), CacheError> {
+    /// Brings these files (relative paths) up to date without walking the project —
+    /// what an agent that knows which files it changed calls after an edit: a changed
+    /// file is parsed again, a deleted one dropped, a new source file added. The cache
+    /// file is not written (see [`RepoMap::save`]). Returns whether anything changed.
+    pub fn update(&mut self, paths: &[&str]) -> bool {
+        let mut changed = false;
+        for relative in paths {
+            let path = self.root.join(relative);
+            let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+            let (Some(meta), Some(lang)) = (meta, Lang::of(&path)) else {
+                if self.files.remove(*relative).is_some() {
+                    self.graph.remove(relative);
+                    changed = true;
+                }
+                continue;
+            };
+            if meta.len() > MAX_FILE_BYTES {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or((0, 0), |d| (d.as_secs(), d.subsec_nanos()));
+            if self
+                .files
+                .get(*relative)
+                .is_some_and(|e| e.size == meta.len() && e.modified == modified)
+            {
+                continue;
+            }
+            let tags = std::fs::read(&path)
+                .map(|source| tags::read(lang, &source))
+                .unwrap_or_default();
+            self.graph.set(relative, &tags);
+            self.files.insert(
+                relative.to_string(),
+                Entry {
+                    size: meta.len(),
+                    modified,
+                    tags,
+                },
+            );
+            changed = true;
+        }
+        self.parsed = usize::from(changed);
+        changed
+    }
+
+    /// Writes the cache file (when the map has one).
+    pub fn save(&self) -> Result<(), CacheError> {
         let Some(path) = &self.cache else {
             return Ok(());
         };
@@ -194,13 +267,28 @@ impl RepoMap {
 
     /// The map for `focus` within `budget` tokens, as `tokens` counts them.
     pub fn render(&self, focus: &Focus, budget: usize, tokens: &dyn Fn(&str) -> usize) -> String {
-        let files: Vec<(&str, &[Tag])> = self
-            .files
-            .iter()
-            .map(|(path, entry)| (path.as_str(), entry.tags.as_slice()))
+        let tag = |slot: u32, index: u32| -> Option<&Tag> {
+            self.files
+                .get(self.graph.path(slot))
+                .and_then(|e| e.tags.get(index as usize))
+        };
+        let key = format!("{:?}/{:?}", focus.files, focus.names);
+        let mut last = self.last_rank.lock().unwrap_or_else(|e| e.into_inner());
+        let start = last
+            .as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, rank)| rank.as_slice());
+        // Every line of the map takes a token at least: no more definitions than that.
+        let (best, rank) = ranked(&self.graph, focus, budget, start);
+        *last = Some((key, rank));
+        drop(last);
+        let best: Vec<(&str, &Tag, f64)> = best
+            .into_iter()
+            .filter_map(|(slot, index, score)| {
+                Some((self.graph.path(slot), tag(slot, index)?, score))
+            })
             .collect();
-        let ranked = rank(&files, focus);
-        crate::render::render(&ranked, budget, tokens)
+        crate::render::render(&best, budget, tokens)
     }
 }
 
@@ -257,6 +345,31 @@ mod tests {
         );
         std::fs::remove_file(root.join("app.py")).unwrap();
         warm.refresh().unwrap();
+        assert_eq!(warm.files(), 1);
+        // In memory, the files an edit touched are brought up to date without a walk.
+        std::fs::write(
+            root.join("pkg/billing.py"),
+            "def compute_total(items, tax, rebate):\n    return sum(items)\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("pkg/new.py"), "def fresh_helper():\n    pass\n").unwrap();
+        assert!(warm.update(&["pkg/billing.py", "pkg/new.py", "notes.txt"]));
+        assert_eq!(warm.files(), 2);
+        let text = warm.render(&Focus::default(), 1000, &|s: &str| s.len() / 4);
+        assert!(
+            text.contains("def compute_total(items, tax, rebate):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pkg/new.py:\n    1│ def fresh_helper():"),
+            "{text}"
+        );
+        assert!(
+            !warm.update(&["pkg/billing.py"]),
+            "unchanged: nothing to do"
+        );
+        std::fs::remove_file(root.join("pkg/new.py")).unwrap();
+        assert!(warm.update(&["pkg/new.py"]));
         assert_eq!(warm.files(), 1);
         // A damaged cache is rebuilt, not an error.
         std::fs::write(&cache, "{not json").unwrap();

@@ -9,6 +9,7 @@
 //! modification time, so after one file changes only that file is parsed again.
 
 mod cache;
+mod graph;
 mod lang;
 mod rank;
 mod render;

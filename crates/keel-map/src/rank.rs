@@ -4,15 +4,20 @@
 //! conversation mention, the files edited); each definition then gets the rank that
 //! flows to it along its name's edges.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use crate::tags::{Kind, Tag};
+use crate::graph::Graph;
+#[cfg(test)]
+use crate::tags::Tag;
 
 const DAMPING: f64 = 0.85;
 /// A name defined in more files than this (`get`, `__init__`, `new`) says nothing about
 /// which of them a file needs, and would add users × definers edges: it is left out.
 const MAX_DEFINERS: usize = 20;
 const ITERATIONS: usize = 40;
+/// The total change of a round under which the ranks count as settled: below what 40
+/// rounds from the start leave (0.85^40 of the first round's change).
+const SETTLED: f64 = 1e-4;
 
 /// What the task is about: files (relative paths) and names it mentions.
 #[derive(Debug, Clone, Default)]
@@ -42,126 +47,171 @@ fn weight(name: &str, defined_in: usize, named: bool) -> f64 {
 
 /// The definitions of `files`, best first, each with its score. Definitions in the
 /// focus files come last (the model sees those files anyway).
+#[cfg(test)]
 pub(crate) fn rank<'a>(
     files: &[(&'a str, &'a [Tag])],
     focus: &Focus,
 ) -> Vec<(&'a str, &'a Tag, f64)> {
-    let index: HashMap<&str, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (f, _))| (*f, i))
-        .collect();
-    let n = files.len();
-    if n == 0 {
-        return Vec::new();
+    let mut graph = Graph::default();
+    for (path, tags) in files {
+        graph.set(path, tags);
     }
-    let mut defines: HashMap<&str, HashSet<usize>> = HashMap::new();
-    let mut references: HashMap<&str, HashMap<usize, usize>> = HashMap::new();
-    for (i, (_, tags)) in files.iter().enumerate() {
-        for tag in tags.iter() {
-            match tag.kind {
-                Kind::Def => {
-                    defines.entry(&tag.name).or_default().insert(i);
-                }
-                Kind::Ref => {
-                    *references
-                        .entry(&tag.name)
-                        .or_default()
-                        .entry(i)
-                        .or_default() += 1;
-                }
-            }
-        }
+    // A fresh graph gives the files their slots in order.
+    ranked(&graph, focus, usize::MAX, None)
+        .0
+        .into_iter()
+        .map(|(slot, tag, score)| {
+            let (path, tags) = files[slot as usize];
+            (path, &tags[tag as usize], score)
+        })
+        .collect()
+}
+
+/// The best `top` definitions of the graph's files as (file slot, tag index, score),
+/// best first (ties by path, then line).
+///
+/// `start` is the file ranks of an earlier call with the same focus, when the caller kept
+/// them: PageRank then starts from there and stops as soon as it has settled, which after
+/// one file changed takes a few rounds instead of [`ITERATIONS`]. The file ranks come
+/// back with the definitions.
+pub(crate) fn ranked(
+    graph: &Graph,
+    focus: &Focus,
+    top: usize,
+    start: Option<&[f64]>,
+) -> (Vec<(u32, u32, f64)>, Vec<f64>) {
+    let n = graph.slot_count();
+    let live: Vec<u32> = graph.live().map(|(slot, _)| slot).collect();
+    if live.is_empty() || top == 0 {
+        return (Vec::new(), Vec::new());
     }
-    let named: HashSet<&str> = focus.names.iter().map(String::as_str).collect();
-    let focused: HashSet<usize> = focus
-        .files
-        .iter()
-        .filter_map(|f| index.get(f.as_str()).copied())
-        .collect();
-    // Edges (from, to, name) with weights.
-    let mut edges: Vec<(usize, usize, &str, f64)> = Vec::new();
-    for (name, definers) in &defines {
-        let Some(users) = references
-            .get(name)
-            .filter(|_| definers.len() <= MAX_DEFINERS)
-        else {
-            continue;
-        };
-        let w = weight(name, definers.len(), named.contains(name));
-        for (&user, &count) in users {
-            let boost = if focused.contains(&user) { 50.0 } else { 1.0 };
-            for &definer in definers {
-                edges.push((user, definer, name, w * boost * (count as f64).sqrt()));
-            }
-        }
-    }
+    let named: HashSet<u32> = focus.names.iter().filter_map(|n| graph.name(n)).collect();
+    let focused: HashSet<u32> = focus.files.iter().filter_map(|f| graph.slot(f)).collect();
+    // A file that uses a name sends the same share to every file defining it, so the
+    // graph is kept as (user, name) pairs: the edges to the k definers all at once.
+    // `active` holds the names with edges; `pairs` (user, index in `active`, weight).
+    let mut active: Vec<u32> = Vec::new();
+    let mut active_of: Vec<u32> = vec![u32::MAX; graph.name_text.len()];
+    let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
     let mut out_weight = vec![0.0; n];
-    for &(from, _, _, w) in &edges {
-        out_weight[from] += w;
+    for (id, definers) in graph.definers.iter().enumerate() {
+        let users = &graph.users[id];
+        if definers.is_empty() || definers.len() > MAX_DEFINERS || users.is_empty() {
+            continue;
+        }
+        let w = weight(
+            &graph.name_text[id],
+            definers.len(),
+            named.contains(&(id as u32)),
+        );
+        let at = active.len() as u32;
+        active_of[id] = at;
+        active.push(id as u32);
+        for &(user, count) in users {
+            let boost = if focused.contains(&user) { 50.0 } else { 1.0 };
+            let weight = w * boost * (count as f64).sqrt();
+            pairs.push((user, at, weight));
+            out_weight[user as usize] += weight * definers.len() as f64;
+        }
     }
     // Personalisation: the focus files, else every file alike.
-    let personal: Vec<f64> = if focused.is_empty() {
-        vec![1.0 / n as f64; n]
+    let mut personal = vec![0.0; n];
+    if focused.is_empty() {
+        for &slot in &live {
+            personal[slot as usize] = 1.0 / live.len() as f64;
+        }
     } else {
-        (0..n)
-            .map(|i| {
-                if focused.contains(&i) {
-                    1.0 / focused.len() as f64
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        for &slot in &focused {
+            personal[slot as usize] = 1.0 / focused.len() as f64;
+        }
+    }
+    // What each pair passes to each of its name's definers per unit of its user's rank.
+    let share: Vec<f64> = pairs
+        .iter()
+        .map(|&(from, _, w)| w / out_weight[from as usize])
+        .collect();
+    let mut rank = match start {
+        Some(start) => {
+            let mut rank = start.to_vec();
+            rank.resize(n, 0.0);
+            rank
+        }
+        None => personal.clone(),
     };
-    let mut rank = personal.clone();
+    let dangling_files: Vec<usize> = live
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| out_weight[i] == 0.0)
+        .collect();
+    let mut next = vec![0.0; n];
+    let mut flow = vec![0.0; active.len()];
     for _ in 0..ITERATIONS {
-        let mut next = vec![0.0; n];
-        let mut dangling = 0.0;
-        for i in 0..n {
-            if out_weight[i] == 0.0 {
-                dangling += rank[i];
+        flow.iter_mut().for_each(|x| *x = 0.0);
+        for (&(from, at, _), &share) in pairs.iter().zip(&share) {
+            flow[at as usize] += rank[from as usize] * share;
+        }
+        next.iter_mut().for_each(|x| *x = 0.0);
+        for (&id, &f) in active.iter().zip(&flow) {
+            for &definer in &graph.definers[id as usize] {
+                next[definer as usize] += DAMPING * f;
             }
         }
-        for &(from, to, _, w) in &edges {
-            next[to] += DAMPING * rank[from] * w / out_weight[from];
+        let dangling: f64 = dangling_files.iter().map(|&i| rank[i]).sum();
+        let base = DAMPING * dangling + (1.0 - DAMPING);
+        let mut moved = 0.0;
+        for &slot in &live {
+            let i = slot as usize;
+            next[i] += base * personal[i];
+            moved += (next[i] - rank[i]).abs();
         }
-        for i in 0..n {
-            next[i] += (DAMPING * dangling + (1.0 - DAMPING)) * personal[i];
+        std::mem::swap(&mut rank, &mut next);
+        // Settled: closer than ITERATIONS rounds from the uniform start ever get.
+        if moved < SETTLED {
+            break;
         }
-        rank = next;
     }
-    // Each definition gets what flows to it along its name's edges.
-    let mut score: HashMap<(usize, &str), f64> = HashMap::new();
-    for &(from, to, name, w) in &edges {
-        *score.entry((to, name)).or_default() += rank[from] * w / out_weight[from];
+    // Each definition gets what flows to its name (the same for each definer).
+    flow.iter_mut().for_each(|x| *x = 0.0);
+    for (&(from, at, _), &share) in pairs.iter().zip(&share) {
+        flow[at as usize] += rank[from as usize] * share;
     }
-    let mut ranked: Vec<(&str, &Tag, f64)> = Vec::new();
-    for (i, (file, tags)) in files.iter().enumerate() {
-        let mut seen = HashSet::new();
-        for tag in tags.iter().filter(|t| t.kind == Kind::Def) {
-            if !seen.insert((&tag.name, tag.line)) {
-                continue;
-            }
+    let mut scored: Vec<(u32, u32, u32, f64)> = Vec::new();
+    for &slot in &live {
+        let file_rank = rank[slot as usize] * 1e-3;
+        let focus_file = focused.contains(&slot);
+        for def in graph.defs(slot) {
+            let received = match active_of[def.name as usize] {
+                u32::MAX => 0.0,
+                at => flow[at as usize],
+            };
             // Unreferenced definitions keep a little of their file's rank.
-            let s = score.get(&(i, tag.name.as_str())).copied().unwrap_or(0.0) + rank[i] * 1e-3;
-            let s = if focused.contains(&i) { s * 1e-6 } else { s };
-            ranked.push((*file, tag, s));
+            let s = received + file_rank;
+            let s = if focus_file { s * 1e-6 } else { s };
+            scored.push((slot, def.tag, def.line, s));
         }
     }
-    ranked.sort_by(|a, b| {
-        b.2.partial_cmp(&a.2)
+    let order = |a: &(u32, u32, u32, f64), b: &(u32, u32, u32, f64)| {
+        b.3.partial_cmp(&a.3)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.0.cmp(b.0))
-            .then_with(|| a.1.line.cmp(&b.1.line))
-    });
-    ranked
+            .then_with(|| graph.path(a.0).cmp(graph.path(b.0)))
+            .then_with(|| a.2.cmp(&b.2))
+    };
+    if top < scored.len() {
+        scored.select_nth_unstable_by(top - 1, order);
+        scored.truncate(top);
+    }
+    scored.sort_by(order);
+    let best = scored
+        .into_iter()
+        .map(|(slot, tag, _, score)| (slot, tag, score))
+        .collect();
+    (best, rank)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tags::def;
+    use crate::tags::{Kind, def};
 
     fn reference(name: &str) -> Tag {
         Tag {

@@ -14,6 +14,8 @@ use crate::{ToolContext, ToolError, TypedTool};
 
 pub(crate) struct Edit;
 
+/// Files up to this many lines are shown whole when old_string does not match.
+const WHOLE_FILE_LINES: usize = 60;
 /// Files with more lines than this get no "closest lines" suggestion (it costs).
 const SUGGEST_MAX_LINES: usize = 20_000;
 
@@ -292,13 +294,24 @@ fn no_match_message(content: &str, old: &str, shown: &str) -> String {
     match best {
         Some((i, score)) if score > 0.0 => {
             let last = (i + k).min(file_lines.len());
-            let _ = write!(
-                message,
-                "; the closest lines are {}-{}:\n{}Copy old_string exactly from the file (read it again if unsure).",
-                i + 1,
-                last,
-                numbered(content, i + 1, last)
-            );
+            if file_lines.len() <= WHOLE_FILE_LINES {
+                // A small file whole: the model copies old_string from what it sees.
+                let _ = write!(
+                    message,
+                    "; the closest lines are {}-{}. The whole file now:\n{}Copy old_string exactly from these lines.",
+                    i + 1,
+                    last,
+                    numbered(content, 1, file_lines.len())
+                );
+            } else {
+                let _ = write!(
+                    message,
+                    "; the closest lines are {}-{}:\n{}Copy old_string exactly from the file (read it again if unsure).",
+                    i + 1,
+                    last,
+                    numbered(content, i + 1, last)
+                );
+            }
         }
         _ => message.push_str(
             "; nothing in the file resembles it. Read the file and copy old_string exactly",

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch, page as newPage } from "./launch.mjs";
 
 const [loginUrl, outDir, repo] = process.argv.slice(2);
 if (!loginUrl || !outDir || !repo) {
@@ -18,22 +18,10 @@ mkdirSync(outDir, { recursive: true });
 const notes = () => readFileSync(join(repo, "notes.txt"), "utf8");
 const GREEN = "rgb(34, 197, 94)";
 
-const browser = await chromium.launch({
-  executablePath: process.env.KEEL_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 const problems = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
-  page.setDefaultTimeout(30_000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
+  const page = await newPage(browser, problems, { width: 1280, height: 1200 });
   await page.goto(loginUrl);
 
   // A planning turn: it reads, and ends with a plan to approve; nothing changes.

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch, page as newPage } from "./launch.mjs";
 
 const [loginUrl, outDir] = process.argv.slice(2);
 if (!loginUrl || !outDir) {
@@ -22,24 +22,11 @@ const AMBER = "rgb(245, 158, 11)";
 const GREEN = "rgb(34, 197, 94)";
 const RED = "rgb(239, 68, 68)";
 const BLUE = "rgb(59, 130, 246)";
-const TIMEOUT = 30_000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.KEEL_CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 const problems = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
+  const page = await newPage(browser, problems, { width: 1280, height: 900 });
 
   // The printed URL logs in (cookie) and lands on `/` without the token.
   await page.goto(loginUrl);

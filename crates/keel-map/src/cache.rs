@@ -43,6 +43,14 @@ struct Stored {
     files: BTreeMap<String, Entry>,
 }
 
+/// A file's modification time as stored in the cache (seconds, nanoseconds).
+fn modified(meta: &std::fs::Metadata) -> (u64, u32) {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or((0, 0), |d| (d.as_secs(), d.subsec_nanos()))
+}
+
 /// A project's map.
 #[derive(Debug)]
 pub struct RepoMap {
@@ -103,11 +111,7 @@ impl RepoMap {
             if meta.len() > MAX_FILE_BYTES {
                 continue;
             }
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or((0, 0), |d| (d.as_secs(), d.subsec_nanos()));
+            let modified = modified(&meta);
             seen.insert(
                 relative.display().to_string(),
                 (path.to_path_buf(), lang, meta.len(), modified),
@@ -198,11 +202,7 @@ impl RepoMap {
             if meta.len() > MAX_FILE_BYTES {
                 continue;
             }
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or((0, 0), |d| (d.as_secs(), d.subsec_nanos()));
+            let modified = modified(&meta);
             if self
                 .files
                 .get(*relative)

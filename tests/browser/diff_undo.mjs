@@ -37,6 +37,7 @@ try {
   // Approve: the plan runs as the next turn and its files show with their counts.
   await page.locator("#plan-mode").uncheck();
   await plan.locator("button.approve-plan").click();
+  assert.match(await plan.locator(".label").textContent(), /plan · approved/);
   const checkpoint = page.locator(".event.checkpoint");
   await checkpoint.waitFor();
   assert.match(await checkpoint.textContent(), /notes\.txt \+1 −1/);

@@ -108,9 +108,12 @@ fn two_turns_then_diff_undo_and_redo_restore_exact_bytes() {
     exp(&mut session, "\"command\": \"rm gone.txt\"");
     prompt(&mut session);
 
-    // Undo walks back turn by turn; /diff follows.
+    // Undo walks back turn by turn; /diff follows. A file changed since the turn is put
+    // back all the same, and said to be (its bytes are kept for /redo).
+    std::fs::write(env.repo.path().join("notes.md"), "# notes\nmine\n").unwrap();
     session.send_line("/undo").unwrap();
     exp(&mut session, "undid turn 2: notes.md");
+    exp(&mut session, "note: notes.md had changed since");
     prompt(&mut session);
     assert_eq!(read(&env, "notes.md"), None);
     assert_eq!(read(&env, "calc.py").as_deref(), Some(fixed));
@@ -141,7 +144,7 @@ fn two_turns_then_diff_undo_and_redo_restore_exact_bytes() {
     session.send_line("/redo").unwrap();
     exp(&mut session, "redid turn 2");
     prompt(&mut session);
-    assert_eq!(read(&env, "notes.md").as_deref(), Some("# notes\n"));
+    assert_eq!(read(&env, "notes.md").as_deref(), Some("# notes\nmine\n"));
     exit(session);
 
     // A new process continues the session: its undo stack came with it.

@@ -308,6 +308,8 @@ function renderPlan(event) {
   div.append(button("Approve", "approve-plan", async () => {
     if (running) return;
     div.querySelectorAll("button").forEach((b) => b.remove());
+    div.querySelector(".label").textContent = "plan · approved";
+    hint.remove();
     const myView = view;
     const response = await fetch(`/sessions/${encodeURIComponent(session)}/plan/approve`, { method: "POST" });
     if (!response.ok) {

@@ -90,10 +90,15 @@ fn restore(app: &Arc<App>, id: String, undo: bool) -> Result<Json<Value>, ApiErr
                 session.redo(&app.agent, &sink)
             };
             match restored {
-                Ok(Restored { turn, files }) => Ok(Json(json!({
+                Ok(Restored {
+                    turn,
+                    files,
+                    changed_since,
+                }) => Ok(Json(json!({
                     "session_id": id,
                     "turn": turn,
                     "files": files,
+                    "changed_since": changed_since,
                 }))),
                 Err(UndoError::Off) => Err(off(&id)),
                 Err(e @ (UndoError::NothingToUndo | UndoError::NothingToRedo)) => Err(

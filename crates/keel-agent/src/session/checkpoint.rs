@@ -13,6 +13,24 @@ use super::{Agent, EventSink, Session};
 pub struct Restored {
     pub turn: u32,
     pub files: Vec<FileChange>,
+    /// Files that had changed since the turn (or the undo) left them: put back all the
+    /// same, their bytes kept for the way back.
+    pub changed_since: Vec<String>,
+}
+
+/// The files of `done` whose content before `restored` differs from what `expected`
+/// says they held.
+fn changed_since(expected: &[FileChange], restored: &[FileChange]) -> Vec<String> {
+    restored
+        .iter()
+        .filter(|r| {
+            expected
+                .iter()
+                .find(|e| e.path == r.path)
+                .is_some_and(|e| e.after != r.before)
+        })
+        .map(|r| r.path.clone())
+        .collect()
 }
 
 /// Why there is nothing to undo, redo or show.
@@ -151,11 +169,12 @@ impl Session {
     /// is kept, for `redo`.
     pub fn undo(&mut self, agent: &Agent, sink: &dyn EventSink) -> Result<Restored, UndoError> {
         let (done, _) = stacks(&self.events);
-        let (turn, targets) = done
+        let (turn, targets, expected) = done
             .last()
-            .map(|(turn, files)| (*turn, back(files)))
+            .map(|(turn, files)| (*turn, back(files), files.to_vec()))
             .ok_or(UndoError::NothingToUndo)?;
         let files = self.checkpoints(agent)?.restore(&targets)?;
+        let changed_since = changed_since(&expected, &files);
         // `before` is what was there at the undo: redo puts that back.
         self.emit(
             sink,
@@ -164,17 +183,22 @@ impl Session {
                 files: files.clone(),
             },
         );
-        Ok(Restored { turn, files })
+        Ok(Restored {
+            turn,
+            files,
+            changed_since,
+        })
     }
 
     /// Takes back the last undo: the files as they were when it was made.
     pub fn redo(&mut self, agent: &Agent, sink: &dyn EventSink) -> Result<Restored, UndoError> {
         let (_, undone) = stacks(&self.events);
-        let (turn, targets) = undone
+        let (turn, targets, expected) = undone
             .last()
-            .map(|(turn, files)| (*turn, back(files)))
+            .map(|(turn, files)| (*turn, back(files), files.to_vec()))
             .ok_or(UndoError::NothingToRedo)?;
         let files = self.checkpoints(agent)?.restore(&targets)?;
+        let changed_since = changed_since(&expected, &files);
         self.emit(
             sink,
             Event::Redo {
@@ -182,7 +206,11 @@ impl Session {
                 files: files.clone(),
             },
         );
-        Ok(Restored { turn, files })
+        Ok(Restored {
+            turn,
+            files,
+            changed_since,
+        })
     }
 
     /// The last turn that changed files and is not undone: its number, its files and

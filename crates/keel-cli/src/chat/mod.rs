@@ -258,11 +258,11 @@ impl Chat {
                 }
             }
             Command::Undo => match self.session.undo(&self.agent, &self.sink) {
-                Ok(_) => {}
+                Ok(restored) => self.changed_since(&restored.changed_since, "/redo"),
                 Err(e) => self.say("31", &format!("nothing undone: {e}")),
             },
             Command::Redo => match self.session.redo(&self.agent, &self.sink) {
-                Ok(_) => {}
+                Ok(restored) => self.changed_since(&restored.changed_since, "/undo"),
                 Err(e) => self.say("31", &format!("nothing redone: {e}")),
             },
             Command::Diff => match self.session.last_diff(&self.agent) {
@@ -300,6 +300,19 @@ impl Chat {
             }
         }
         true
+    }
+
+    /// Says which files had changed since keel last left them (their bytes are kept).
+    fn changed_since(&self, files: &[String], back: &str) {
+        if !files.is_empty() {
+            self.say(
+                "33",
+                &format!(
+                    "note: {} had changed since; what was there is kept ({back} brings it back)",
+                    files.join(", ")
+                ),
+            );
+        }
     }
 
     /// The message with the files it names with `@` attached.

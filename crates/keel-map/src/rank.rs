@@ -165,8 +165,9 @@ pub(crate) fn ranked(
             moved += (next[i] - rank[i]).abs();
         }
         std::mem::swap(&mut rank, &mut next);
-        // Settled: closer than ITERATIONS rounds from the uniform start ever get.
-        if moved < SETTLED {
+        // Warm-started and settled: closer than ITERATIONS rounds from the uniform
+        // start get (a cold start always runs them all: the same map every time).
+        if start.is_some() && moved < SETTLED {
             break;
         }
     }

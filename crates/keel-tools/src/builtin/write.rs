@@ -16,9 +16,6 @@ pub(crate) struct Args {
     content: String,
 }
 
-/// An unread file up to this size is shown with the refusal to overwrite it.
-const SHOWN_BYTES: usize = 6 * 1024;
-
 #[async_trait]
 impl TypedTool for Write {
     type Args = Args;
@@ -46,20 +43,6 @@ impl TypedTool for Write {
             Err(_) => false,
         };
         if existed && !ctx.was_read(&path) {
-            // A small file is shown with the refusal and counts as read from then on:
-            // small models repeat the refused call instead of reading first.
-            if let Ok(text) = super::read_text(ctx, &path)
-                && text.len() <= SHOWN_BYTES
-            {
-                ctx.mark_read(&path);
-                let mut numbered = String::new();
-                for (i, line) in text.lines().enumerate() {
-                    numbered.push_str(&format!("{:>6}\t{line}\n", i + 1));
-                }
-                return Err(ToolError::Refused(format!(
-                    "refused: {shown} already exists and had not been read in this session, so it was not overwritten. Its content now:\n{numbered}To replace it, write it again with the whole new content (it counts as read now); to change part of it, use edit."
-                )));
-            }
             return Err(ToolError::Refused(format!(
                 "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
             )));

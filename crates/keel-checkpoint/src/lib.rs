@@ -72,7 +72,7 @@ impl Checkpoints {
         let root = root
             .canonicalize()
             .map_err(|e| CheckpointError::io("open workspace", root, e))?;
-        let objects = Objects::open(&data_dir.join("objects"))?;
+        let objects = Objects::of(data_dir)?;
         let index_dir = data_dir.join("index");
         std::fs::create_dir_all(&index_dir)
             .map_err(|e| CheckpointError::io("create", &index_dir, e))?;
@@ -213,26 +213,6 @@ impl Checkpoints {
 
     /// The unified diff of some changes (as `git diff` shows it, without colour).
     pub fn diff(&self, changes: &[FileChange]) -> Result<String, CheckpointError> {
-        let mut out = String::new();
-        for change in changes {
-            let read = |hash: &Option<String>| match hash {
-                None => Ok(Vec::new()),
-                Some(hash) => self.objects.read(hash),
-            };
-            out.push_str(&unified_diff(
-                &change.path,
-                change
-                    .before
-                    .is_some()
-                    .then_some(read(&change.before)?)
-                    .as_deref(),
-                change
-                    .after
-                    .is_some()
-                    .then_some(read(&change.after)?)
-                    .as_deref(),
-            ));
-        }
-        Ok(out)
+        self.objects.diff(changes)
     }
 }

@@ -5,9 +5,10 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use keel_protocol::FileChange;
 use sha2::{Digest, Sha256};
 
-use crate::CheckpointError;
+use crate::{CheckpointError, unified_diff};
 
 /// sha256 of `bytes`, in lowercase hex.
 pub fn hash(bytes: &[u8]) -> String {
@@ -23,6 +24,11 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// The blob store of a checkpoint data directory.
+    pub fn of(data_dir: &Path) -> Result<Self, CheckpointError> {
+        Self::open(&data_dir.join("objects"))
+    }
+
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
         std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io("create", dir, e))?;
         Ok(Self {
@@ -60,6 +66,22 @@ impl Objects {
         file.persist(&path)
             .map_err(|e| CheckpointError::io("store blob", &path, e.error))?;
         Ok(hash)
+    }
+
+    /// The unified diff of some changes, from their blobs (as `git diff` shows it,
+    /// without colour).
+    pub fn diff(&self, changes: &[FileChange]) -> Result<String, CheckpointError> {
+        let mut out = String::new();
+        for change in changes {
+            let read = |hash: &Option<String>| hash.as_deref().map(|h| self.read(h)).transpose();
+            let (before, after) = (read(&change.before)?, read(&change.after)?);
+            out.push_str(&unified_diff(
+                &change.path,
+                before.as_deref(),
+                after.as_deref(),
+            ));
+        }
+        Ok(out)
     }
 
     pub fn read(&self, hash: &str) -> Result<Vec<u8>, CheckpointError> {

@@ -53,12 +53,12 @@ pub struct Transcript {
     thinking: Mutex<bool>,
 }
 
-/// The compact view's calls: their numbers and lines, and the call whose line was
+/// The compact view's calls: their numbered lines, and the call whose line was
 /// printed last (its result replaces that line on a terminal).
 #[derive(Default)]
 struct Compact {
     next: usize,
-    calls: HashMap<String, (usize, String)>,
+    calls: HashMap<String, String>,
     open: Option<String>,
 }
 
@@ -108,11 +108,14 @@ impl Transcript {
             compact.next,
             call_summary(name, arguments)
         );
-        let n = compact.next;
-        compact.calls.insert(call_id.to_string(), (n, line.clone()));
-        compact.open = Some(call_id.to_string());
+        compact.calls.insert(call_id.to_string(), line.clone());
         drop(compact);
         self.line(&self.paint("33", &format!("● {line}")));
+        // Set after printing: any other output since (`write` clears it) means the
+        // result cannot take this line's place.
+        if let Some(compact) = &self.compact {
+            compact.lock().unwrap_or_else(|e| e.into_inner()).open = Some(call_id.to_string());
+        }
         true
     }
 
@@ -122,7 +125,7 @@ impl Transcript {
             return false;
         };
         let mut compact = compact.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((_, line)) = compact.calls.get(call_id).cloned() else {
+        let Some(line) = compact.calls.get(call_id).cloned() else {
             return false;
         };
         let replace = compact.open.take().as_deref() == Some(call_id) && self.colour;
@@ -169,6 +172,9 @@ impl Transcript {
     }
 
     fn write(&self, text: &str) {
+        if let Some(compact) = &self.compact {
+            compact.lock().unwrap_or_else(|e| e.into_inner()).open = None;
+        }
         let mut at_start = self.at_line_start.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();
         if std::mem::take(&mut *self.thinking.lock().unwrap_or_else(|e| e.into_inner())) {

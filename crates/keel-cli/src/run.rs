@@ -39,14 +39,12 @@ pub fn workspace_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
 
 pub async fn run(args: RunArgs) -> Result<u8> {
     let store = Arc::new(open_store()?);
-    let stored = stored_session(
+    let (stored, session_id, dir) = continued(
         &store,
         args.resume.as_deref(),
         args.continue_last,
-        &args.workspace,
+        args.workspace,
     )?;
-    let (session_id, stored_workspace) = session_of(stored.as_deref());
-    let dir = workspace_dir(args.workspace.or(stored_workspace))?;
     let flags = Layer {
         model: args.model,
         max_iterations: args.max_iterations,
@@ -129,7 +127,7 @@ pub async fn run(args: RunArgs) -> Result<u8> {
 
 /// The stored session to continue: `--resume ID`, or with `--continue` the workspace's
 /// most recent one.
-pub fn stored_session(
+fn stored_session(
     store: &Store,
     resume: Option<&str>,
     continue_last: bool,
@@ -154,6 +152,20 @@ pub fn stored_session(
         }
         (None, false) => None,
     })
+}
+
+/// The stored session to continue (if any), its id, and the workspace: the flag, else
+/// the stored session's, else the current directory.
+pub fn continued(
+    store: &Store,
+    resume: Option<&str>,
+    continue_last: bool,
+    workspace: Option<PathBuf>,
+) -> Result<(Option<Vec<Event>>, Option<String>, PathBuf)> {
+    let stored = stored_session(store, resume, continue_last, &workspace)?;
+    let (session_id, stored_workspace) = session_of(stored.as_deref());
+    let dir = workspace_dir(workspace.or(stored_workspace))?;
+    Ok((stored, session_id, dir))
 }
 
 /// A stored session's id and workspace.

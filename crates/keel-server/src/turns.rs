@@ -29,7 +29,7 @@ pub async fn diff(
         .checkpoint_dir
         .clone()
         .ok_or_else(|| off(&id))?;
-    let found = keel_agent::turn_diff(&dir, app.workspace.root(), &events, turn)
+    let found = keel_agent::turn_diff(&dir, &events, turn)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let Some((files, diff)) = found else {
         return Err(ApiError::new(

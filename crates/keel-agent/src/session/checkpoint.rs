@@ -3,7 +3,7 @@
 //! `checkpoint` event. Undo and redo walk those events: the undo stack is derived from
 //! the session's own events, so it survives a crash and `--resume`.
 
-use keel_checkpoint::{CheckpointError, Checkpoints};
+use keel_checkpoint::{CheckpointError, Checkpoints, Tree};
 use keel_protocol::{Event, FileChange};
 
 use super::{Agent, EventSink, Session};
@@ -115,12 +115,27 @@ impl Session {
     /// A resumed session whose last turn was cut off: that turn's changes, from the
     /// tree saved when it started, become its `checkpoint` (so it can be undone).
     pub(super) fn checkpoint_interrupted(&mut self, agent: &Agent, sink: &dyn EventSink) {
+        let name = self.turn_name(self.turns());
+        let before = self
+            .checkpoints(agent)
+            .ok()
+            .and_then(|checkpoints| checkpoints.load_tree(&name));
+        self.close_turn(agent, sink, before);
+    }
+
+    /// The turn ends: a `checkpoint` event when it changed files.
+    pub(super) fn checkpoint_end(&mut self, agent: &Agent, sink: &dyn EventSink) {
+        let before = self.turn_tree.take();
+        self.close_turn(agent, sink, before);
+    }
+
+    /// The current turn's changes since `before` (its start), as a `checkpoint` event
+    /// when there are any; the saved start tree goes.
+    fn close_turn(&mut self, agent: &Agent, sink: &dyn EventSink, before: Option<Tree>) {
         let turn = self.turns();
         let name = self.turn_name(turn);
+        let Some(before) = before else { return };
         let Ok(checkpoints) = self.checkpoints(agent) else {
-            return;
-        };
-        let Some(before) = checkpoints.load_tree(&name) else {
             return;
         };
         let Ok(after) = checkpoints.snapshot() else {
@@ -131,29 +146,6 @@ impl Session {
         if !files.is_empty() {
             self.emit(sink, Event::Checkpoint { turn, files });
         }
-    }
-
-    /// The turn ends: a `checkpoint` event when it changed files.
-    pub(super) fn checkpoint_end(&mut self, agent: &Agent, sink: &dyn EventSink) {
-        let Some(before) = self.turn_tree.take() else {
-            return;
-        };
-        let Ok(checkpoints) = self.checkpoints(agent) else {
-            return;
-        };
-        let Ok(after) = checkpoints.snapshot() else {
-            return;
-        };
-        let files = checkpoints.changes(&before, &after);
-        let turn = self.turns();
-        let name = self.turn_name(turn);
-        if let Some(checkpoints) = self.checkpoints.as_ref() {
-            checkpoints.drop_tree(&name);
-        }
-        if files.is_empty() {
-            return;
-        }
-        self.emit(sink, Event::Checkpoint { turn, files });
     }
 
     /// The session's turns so far (its user messages).
@@ -168,44 +160,47 @@ impl Session {
     /// before that turn, removing the files it created. What the files held at the undo
     /// is kept, for `redo`.
     pub fn undo(&mut self, agent: &Agent, sink: &dyn EventSink) -> Result<Restored, UndoError> {
-        let (done, _) = stacks(&self.events);
-        let (turn, targets, expected) = done
-            .last()
-            .map(|(turn, files)| (*turn, back(files), files.to_vec()))
-            .ok_or(UndoError::NothingToUndo)?;
-        let files = self.checkpoints(agent)?.restore(&targets)?;
-        let changed_since = changed_since(&expected, &files);
-        // `before` is what was there at the undo: redo puts that back.
-        self.emit(
-            sink,
-            Event::Undo {
-                turn,
-                files: files.clone(),
-            },
-        );
-        Ok(Restored {
-            turn,
-            files,
-            changed_since,
-        })
+        self.step(agent, sink, true)
     }
 
     /// Takes back the last undo: the files as they were when it was made.
     pub fn redo(&mut self, agent: &Agent, sink: &dyn EventSink) -> Result<Restored, UndoError> {
-        let (_, undone) = stacks(&self.events);
-        let (turn, targets, expected) = undone
+        self.step(agent, sink, false)
+    }
+
+    /// One undo (the top of the done stack) or redo (the top of the undone stack): the
+    /// step's files go back to their `before`, and what was there becomes the new
+    /// event's `before`, for the way back.
+    fn step(
+        &mut self,
+        agent: &Agent,
+        sink: &dyn EventSink,
+        undo: bool,
+    ) -> Result<Restored, UndoError> {
+        let (done, undone) = stacks(&self.events);
+        let (stack, empty) = if undo {
+            (done, UndoError::NothingToUndo)
+        } else {
+            (undone, UndoError::NothingToRedo)
+        };
+        let (turn, expected) = stack
             .last()
-            .map(|(turn, files)| (*turn, back(files), files.to_vec()))
-            .ok_or(UndoError::NothingToRedo)?;
-        let files = self.checkpoints(agent)?.restore(&targets)?;
+            .map(|(turn, files)| (*turn, files.to_vec()))
+            .ok_or(empty)?;
+        let files = self.checkpoints(agent)?.restore(&back(&expected))?;
         let changed_since = changed_since(&expected, &files);
-        self.emit(
-            sink,
+        let event = if undo {
+            Event::Undo {
+                turn,
+                files: files.clone(),
+            }
+        } else {
             Event::Redo {
                 turn,
                 files: files.clone(),
-            },
-        );
+            }
+        };
+        self.emit(sink, event);
         Ok(Restored {
             turn,
             files,
@@ -233,7 +228,6 @@ impl Session {
 /// checkpoint event, whether undone since or not). `None` for a turn without one.
 pub fn turn_diff(
     checkpoint_dir: &std::path::Path,
-    root: &std::path::Path,
     events: &[Event],
     turn: u32,
 ) -> Result<Option<(Vec<FileChange>, String)>, CheckpointError> {
@@ -243,8 +237,9 @@ pub fn turn_diff(
     }) else {
         return Ok(None);
     };
-    let checkpoints = Checkpoints::open(checkpoint_dir, root)?;
-    Ok(Some((files.clone(), checkpoints.diff(files)?)))
+    // Only the blobs are needed: no workspace index is loaded.
+    let objects = keel_checkpoint::Objects::of(checkpoint_dir)?;
+    Ok(Some((files.clone(), objects.diff(files)?)))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
-use keel_agent::{Agent, EventSink, Session, StoreSink, TurnSummary};
+use keel_agent::{Agent, EventSink, Session, StoreSink};
 use keel_mcp::McpServers;
 use keel_protocol::Event;
 use keel_store::Store;
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ChatArgs;
 use crate::config::{self, Layer, Settings};
 use crate::printer::{Transcript, files_line};
-use crate::run::{Built, sandbox_line, session_of, stored_session, workspace_dir};
+use crate::run::{Built, continued, sandbox_line, session_of};
 use crate::sessions_cmd::open_store;
 use crate::trust::Ask;
 use commands::{COMMANDS, Command};
@@ -66,14 +66,12 @@ pub async fn run(args: ChatArgs) -> Result<u8> {
         ));
     }
     let store = Arc::new(open_store()?);
-    let stored = stored_session(
+    let (stored, _, dir) = continued(
         &store,
         args.resume.as_deref(),
         args.continue_last,
-        &args.workspace,
+        args.workspace.clone(),
     )?;
-    let (_, stored_workspace) = session_of(stored.as_deref());
-    let dir = workspace_dir(args.workspace.clone().or(stored_workspace))?;
     let flags = Layer {
         model: args.model.clone(),
         max_iterations: args.max_iterations,
@@ -247,16 +245,7 @@ impl Chat {
                 let task = self.attach(&task);
                 self.turn(Turn::Plan(task)).await;
             }
-            Command::Approve => {
-                if self.session.pending_plan().is_some() {
-                    self.turn(Turn::Approve).await;
-                } else {
-                    self.say(
-                        "31",
-                        "no plan waits for approval (make one with /plan TASK)",
-                    );
-                }
-            }
+            Command::Approve => self.turn(Turn::Approve).await,
             Command::Undo => match self.session.undo(&self.agent, &self.sink) {
                 Ok(restored) => self.changed_since(&restored.changed_since, "/redo"),
                 Err(e) => self.say("31", &format!("nothing undone: {e}")),
@@ -327,7 +316,7 @@ impl Chat {
         message
     }
 
-    async fn turn(&mut self, turn: Turn) -> TurnSummary {
+    async fn turn(&mut self, turn: Turn) {
         let cancel = CancellationToken::new();
         let on_interrupt = cancel.clone();
         let watcher = tokio::spawn(async move {
@@ -339,15 +328,14 @@ impl Chat {
                 }
             }
         });
-        let summary = match turn {
+        match turn {
             Turn::Task(message) => {
                 self.session
                     .run_turn(&self.agent, &message, &self.sink, &cancel)
-                    .await
+                    .await;
             }
             Turn::Plan(task) => {
-                let summary = self
-                    .session
+                self.session
                     .run_plan(&self.agent, &task, &self.sink, &cancel)
                     .await;
                 if self.session.pending_plan().is_some() {
@@ -356,23 +344,25 @@ impl Chat {
                         "/approve to carry out this plan, or say what to change",
                     );
                 }
-                summary
             }
-            Turn::Approve => match self
-                .session
-                .approve_plan(&self.agent, &self.sink, &cancel)
-                .await
-            {
-                Some(summary) => summary,
-                None => unreachable!("approve is only offered with a pending plan"),
-            },
-        };
+            Turn::Approve => {
+                let approved = self
+                    .session
+                    .approve_plan(&self.agent, &self.sink, &cancel)
+                    .await;
+                if approved.is_none() {
+                    self.say(
+                        "31",
+                        "no plan waits for approval (make one with /plan TASK)",
+                    );
+                }
+            }
+        }
         watcher.abort();
         if cancel.is_cancelled() {
             self.say("33", "turn cancelled; the session goes on");
         }
         self.status_line();
-        summary
     }
 
     /// `/show N`: tool call N of the session, whole.

@@ -34,7 +34,7 @@ pub(crate) fn edits(root: &Path, reply: &str) -> (Vec<BlockEdit>, String) {
     let mut edits: Vec<BlockEdit> = Vec::new();
     let mut used = Vec::new();
     for (index, block) in blocks.iter().enumerate() {
-        if !is_code(&block.info) {
+        if !is_code(&block.info) || looks_like_call(&block.body) {
             continue;
         }
         let named = block
@@ -83,7 +83,9 @@ struct Block {
 fn fenced_blocks(reply: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut offset = 0;
-    let mut open: Option<(usize, String, usize, String)> = None;
+    // Where the block starts, its info string, where its body starts, the line before
+    // it and its fence's length.
+    let mut open: Option<(usize, String, usize, String, usize)> = None;
     let mut previous = "";
     for line in reply.split_inclusive('\n') {
         let start = offset;
@@ -91,10 +93,14 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
         let trimmed = line.trim_end();
         match &open {
             None if trimmed.starts_with("```") => {
-                let info = trimmed.trim_start_matches('`').trim().to_string();
-                open = Some((start, info, offset, previous.to_string()));
+                let info = trimmed.trim_start_matches('`');
+                let fence = trimmed.len() - info.len();
+                open = Some((start, info.trim().to_string(), offset, previous.to_string(), fence));
             }
-            Some((block_start, info, body_start, before)) if trimmed == "```" => {
+            // A block is closed by a fence at least as long as the one that opened it.
+            Some((block_start, info, body_start, before, fence))
+                if trimmed.len() >= *fence && trimmed.chars().all(|c| c == '`') =>
+            {
                 let mut names: Vec<String> = info.split_whitespace().map(clean).collect();
                 names.extend(before.split_whitespace().map(clean));
                 blocks.push(Block {
@@ -127,6 +133,12 @@ fn is_code(info: &str) -> bool {
         info,
         "bash" | "sh" | "shell" | "console" | "text" | "txt" | "output" | "json" | "diff"
     )
+}
+
+/// A block that is a tool call's JSON (some small models fence their calls), not source.
+fn looks_like_call(body: &str) -> bool {
+    let body = body.trim_start();
+    body.starts_with('{') && body.contains("\"name\"")
 }
 
 /// The workspace file a word names: its relative path, or a base name only one file has.
@@ -404,5 +416,15 @@ mod tests {
         let reply = "```python\nclass T:\n    pass\n\ndef rebase(a, b, c):\n    return []\n```";
         let (found, _) = edits(dir.path(), reply);
         assert_eq!(found[0].path, "all_your_base.py");
+    }
+
+    #[test]
+    fn a_longer_fence_holds_backticks_and_a_fenced_call_is_no_file() {
+        let dir = workspace(&[("doc.md", "old\n"), ("a.py", "X = 0\n")]);
+        let reply = "Change `doc.md` to:\n````markdown\nRun:\n```sh\nmake\n```\n````\n";
+        let (found, _) = edits(dir.path(), reply);
+        assert_eq!(found[0].content, "Run:\n```sh\nmake\n```\n");
+        let reply = "a.py\n```\n{\"name\": \"read\", \"arguments\": {\"path\": \"a.py\"}}\n```";
+        assert!(edits(dir.path(), reply).0.is_empty());
     }
 }

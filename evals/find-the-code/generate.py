@@ -3,7 +3,8 @@
 ~70 files, where the task says what goes wrong but not where.
 
 Each task folder holds the whole project with one bug in it, an `eval.toml` (the
-request, `python -m pytest -q` as the check, the tests protected). The project is the
+request, `python -m pytest -q` as the check, the tests protected, the file with the bug
+as the target: `keel eval` says in how many tasks the agent opened it). The project is the
 same for every task: a small shop backend (catalog, orders, billing, logistics,
 inventory, accounts, reports, text utilities) whose modules import one another.
 
@@ -342,7 +343,7 @@ def main():
         assert good in source, (task, good)
         (root / path).write_text(source.replace(good, bad))
         protected = ", ".join(f'"{t}"' for t in [*TESTS, "tests/test_catalog.py"])
-        write(root / "eval.toml", f'task = """{request}"""\ncheck = "python -m pytest -q"\nprotected = [{protected}]\n')
+        write(root / "eval.toml", f'task = """{request}"""\ncheck = "python -m pytest -q"\nprotected = [{protected}]\ntarget = ["{path}"]\n')
     files = sum(1 for p in (out / "free-shipping").rglob("*") if p.is_file())
     print(f"{len(TASKS)} tasks in {out}, {files} files each")
 

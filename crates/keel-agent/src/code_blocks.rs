@@ -95,7 +95,13 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
             None if trimmed.starts_with("```") => {
                 let info = trimmed.trim_start_matches('`');
                 let fence = trimmed.len() - info.len();
-                open = Some((start, info.trim().to_string(), offset, previous.to_string(), fence));
+                open = Some((
+                    start,
+                    info.trim().to_string(),
+                    offset,
+                    previous.to_string(),
+                    fence,
+                ));
             }
             // A block is closed by a fence at least as long as the one that opened it.
             Some((block_start, info, body_start, before, fence))

@@ -48,12 +48,17 @@ pub(crate) struct Rut {
     best: Option<(usize, String)>,
     /// A new best since the last [`Rut::take_new_best`].
     new_best: bool,
+    /// The last test run of the turn failed.
+    red: bool,
+    /// The failing count of the best attempt the last fresh start went back to.
+    shown_best: Option<usize>,
 }
 
 impl Rut {
     /// The tests failed with the workspace in this state, as `red` says. Fewer failing
     /// tests than before in the attempt is progress, not a failure of the attempt.
     pub(crate) fn tests_failed(&mut self, state: u64, red: Red) {
+        self.red = true;
         let improved =
             matches!((red.failing, self.attempt_best), (Some(n), Some(best)) if n < best);
         if red.failing.is_some() && (improved || self.attempt_best.is_none()) {
@@ -84,9 +89,15 @@ impl Rut {
 
     /// The tests passed: whatever failed before, this attempt is going somewhere.
     pub(crate) fn tests_passed(&mut self) {
+        self.red = false;
         self.attempt_failures = 0;
         self.attempt_best = None;
         self.attempt_repeated = false;
+    }
+
+    /// Whether the last test run of the turn failed.
+    pub(crate) fn red(&self) -> bool {
+        self.red
     }
 
     /// The gist of the last failing test run of the turn.
@@ -128,6 +139,20 @@ impl Rut {
     pub(crate) fn attempt_over(&self) -> bool {
         self.attempt_failures >= ATTEMPT_FAILURES
             || (self.attempt_repeated && self.attempt_failures > 0)
+    }
+
+    /// The best attempt to go back to at a fresh start: the turn's best, unless a fresh
+    /// start already went back to it and nothing better came of it (the model wrote it
+    /// again: the eval's acronym went back to the same 4-failing version four times).
+    /// Then the new attempt starts from the task's start, a new draw.
+    pub(crate) fn best_to_resume(&self) -> Option<(usize, &str)> {
+        self.best()
+            .filter(|(failing, _)| self.shown_best != Some(*failing))
+    }
+
+    /// A fresh start went back to the best attempt, failing `failing` tests.
+    pub(crate) fn resumed_best(&mut self, failing: usize) {
+        self.shown_best = Some(failing);
     }
 
     /// A new attempt starts afresh: its replies are new (the history no longer holds
@@ -181,6 +206,24 @@ mod tests {
         assert_eq!(rut.next_temperature(), Some(1.0));
         assert!(rut.reply("same"));
         assert_eq!(rut.next_temperature(), Some(1.0));
+    }
+
+    #[test]
+    fn a_best_attempt_is_gone_back_to_once_until_a_better_one_comes() {
+        let mut rut = Rut::default();
+        let red = |failing| Red {
+            failing: Some(failing),
+            gist: format!("{failing} failed"),
+        };
+        rut.tests_failed(1, red(4));
+        assert_eq!(rut.best_to_resume(), Some((4, "4 failed")));
+        rut.resumed_best(4);
+        // The attempt from it wrote it again: the next fresh start is from scratch.
+        rut.tests_failed(1, red(4));
+        assert_eq!(rut.best_to_resume(), None);
+        // A better attempt is worth going back to.
+        rut.tests_failed(2, red(2));
+        assert_eq!(rut.best_to_resume(), Some((2, "2 failed")));
     }
 
     #[test]

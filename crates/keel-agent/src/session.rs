@@ -55,6 +55,9 @@ pub enum ResumeError {
     NoSessionEvent,
 }
 
+/// The tools that change files, required when the agent loops without changing any.
+const CHANGING_TOOLS: &[&str] = &["write", "edit"];
+
 /// Tools whose successful calls mean the agent has seen the file's content.
 const READING_TOOLS: &[&str] = &["read", "write", "edit"];
 
@@ -405,13 +408,35 @@ impl Session {
     /// reply constrained to a call's JSON. Backends that cannot constrain get the
     /// request as it is (the feedback before it asks for a call).
     pub(super) fn required_call_request(&self, agent: &Agent) -> ChatRequest {
+        self.required_call_among(agent, agent.tool_specs.clone())
+    }
+
+    /// The next request with a call of one of the tools that change files (`write`,
+    /// `edit`) required, by the same means as [`Self::required_call_request`]: the way
+    /// out of a loop of calls that change nothing while the tests fail. The prompt
+    /// still lists every tool; only the constraint is narrower.
+    pub(super) fn required_change_request(&self, agent: &Agent) -> ChatRequest {
+        let writers: Vec<ToolSpec> = agent
+            .tool_specs
+            .iter()
+            .filter(|t| CHANGING_TOOLS.contains(&t.name.as_str()))
+            .cloned()
+            .collect();
+        if writers.is_empty() {
+            return self.required_call_request(agent);
+        }
+        self.required_call_among(agent, writers)
+    }
+
+    fn required_call_among(&self, agent: &Agent, tools: Vec<ToolSpec>) -> ChatRequest {
         let mut request = self.request(agent);
         match (agent.model.info().constraint, agent.protocol) {
             (_, ToolProtocol::Native) | (Some(Constraint::Grammar), _) => {
                 request.require_call = true;
+                request.tools = tools;
             }
             (Some(_), _) => {
-                request.response_schema = Some(repair::call_schema(&agent.tool_specs));
+                request.response_schema = Some(repair::call_schema(&tools));
             }
             (None, _) => {}
         }

@@ -28,16 +28,29 @@ struct Temperatures {
     replay: ReplayClient,
     seen: Mutex<Vec<Option<f32>>>,
     messages: Mutex<Vec<Vec<Message>>>,
+    /// The tools a call was required of, for each request that required one.
+    required: Mutex<Vec<Option<Vec<String>>>>,
+    /// Say the backend constrains calls with a grammar (as the embedded engine does).
+    grammar: bool,
 }
 
 impl ModelClient for Temperatures {
     fn info(&self) -> ModelInfo {
-        self.replay.info()
+        let mut info = self.replay.info();
+        if self.grammar {
+            info.constraint = Some(keel_llm::Constraint::Grammar);
+        }
+        info
     }
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
         self.seen.lock().unwrap().push(request.temperature);
         self.messages.lock().unwrap().push(request.messages.clone());
+        self.required.lock().unwrap().push(
+            request
+                .require_call
+                .then(|| request.tools.iter().map(|t| t.name.clone()).collect()),
+        );
         self.replay.stream(request)
     }
 }
@@ -47,6 +60,7 @@ struct Run {
     summary: TurnSummary,
     temperatures: Vec<Option<f32>>,
     requests: Vec<Vec<Message>>,
+    required: Vec<Option<Vec<String>>>,
     dir: tempfile::TempDir,
 }
 
@@ -68,6 +82,15 @@ impl Run {
 }
 
 async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> Run {
+    run_on(replies, files, test_command, false).await
+}
+
+async fn run_on(
+    replies: &[String],
+    files: &[(&str, &str)],
+    test_command: &str,
+    grammar: bool,
+) -> Run {
     let scripts = tempfile::tempdir().unwrap();
     let path = scripts.path().join("script.jsonl");
     let lines: Vec<String> = replies
@@ -79,6 +102,8 @@ async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> 
         replay: ReplayClient::open(&path, "replay:script.jsonl").unwrap(),
         seen: Mutex::default(),
         messages: Mutex::default(),
+        required: Mutex::default(),
+        grammar,
     });
     let config = AgentConfig {
         protocol: ProtocolChoice::Fixed(ToolProtocol::Hermes),
@@ -103,11 +128,13 @@ async fn run(replies: &[String], files: &[(&str, &str)], test_command: &str) -> 
         .await;
     let temperatures = model.seen.lock().unwrap().clone();
     let requests = model.messages.lock().unwrap().clone();
+    let required = model.required.lock().unwrap().clone();
     Run {
         session,
         summary,
         temperatures,
         requests,
+        required,
         dir,
     }
 }
@@ -271,6 +298,54 @@ async fn a_failing_test_run_of_the_models_own_marks_the_code_and_a_word_for_word
     assert_eq!(
         run.temperatures,
         [None, None, None, Some(0.6), Some(0.8), None]
+    );
+}
+
+#[tokio::test]
+async fn a_loop_of_calls_that_change_nothing_while_the_tests_fail_must_end_in_a_change() {
+    let test = call("bash", json!({"command": "grep -q fixed calc.txt"}));
+    let replies = [
+        test.clone(),
+        test.clone(),
+        // The third time: a stall, and the next reply must write or edit.
+        test,
+        write("calc.txt", "fixed\n"),
+        "Done.".to_string(),
+    ];
+    let run = run_on(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+        true,
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    let stall = run
+        .feedback()
+        .into_iter()
+        .find(|(r, _)| *r == FeedbackReason::Stall)
+        .unwrap();
+    assert!(
+        stall
+            .1
+            .ends_with("your next reply must change the code: call edit or write."),
+        "{}",
+        stall.1
+    );
+    assert_eq!(
+        run.required,
+        [
+            None,
+            None,
+            None,
+            Some(vec!["edit".to_string(), "write".to_string()]),
+            None
+        ]
     );
 }
 

@@ -210,6 +210,8 @@ async fn run_task(setup: &Setup, task: &Task) -> Record {
         timed_out: false,
         session_id: None,
         check_output: String::new(),
+        targeted: !task.targets.is_empty(),
+        found_at: None,
     };
     let _ = std::fs::remove_dir_all(&workspace);
     if let Err(e) = prepare(task, &workspace) {
@@ -219,6 +221,7 @@ async fn run_task(setup: &Setup, task: &Task) -> Record {
     match session(setup, task, &workspace).await {
         Ok((output, timed_out)) => {
             record.metrics = Metrics::from_jsonl(&output);
+            record.found_at = record.metrics.first_opened(&task.targets);
             record.timed_out = timed_out;
             record.session_id = output.lines().find_map(|line| {
                 let event: serde_json::Value = serde_json::from_str(line).ok()?;

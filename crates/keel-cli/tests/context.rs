@@ -1,7 +1,10 @@
 //! What the model is given to work with, through the real binary: skills listed and
-//! loaded, and a long session in a small window compacted and resumed in a new process.
+//! loaded, and a long session in a small window compacted and resumed in a new process
+//! (with a scripted model, and with a real one writing the summary).
 
 mod common;
+#[path = "../../keel-engine/tests/common/model.rs"]
+mod model;
 
 use common::Env;
 use serde_json::{Value, json};
@@ -129,6 +132,62 @@ fn a_long_session_in_a_4k_window_is_compacted_and_goes_on_in_a_new_process() {
     assert_eq!(out.status.code(), Some(0), "{:?}", errors(&events));
     assert!(errors(&events).is_empty());
     assert!(env.repo.path().join("notes/b2.txt").exists());
+}
+
+/// The summary written by a real model: a long scripted session (so its history is
+/// known) continued with the real Qwen2.5-Coder-0.5B, greedy, in a 4k window. Before
+/// the first request the history is past the compaction mark: old tool results become
+/// stubs, the older messages a summary the model writes (prose, no calls), and the turn
+/// goes on within the window.
+#[test]
+fn a_real_model_summarises_a_session_that_no_longer_fits_its_window() {
+    let Some(path) = model::coding_model("qwen2.5-coder-0.5b-instruct.gguf") else {
+        return;
+    };
+    let env = Env::new(&[("README.md", "notes\n")]);
+    let first = env.script("first.jsonl", &notes("a", 24));
+    let out = env
+        .keel()
+        .args([
+            "run",
+            "--json",
+            "--no-verify",
+            "--tool-protocol",
+            "native",
+            "--model",
+        ])
+        .arg(format!("replay:{}", first.display()))
+        .args(["--max-iterations", "30", "Write the notes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mut command = env.keel();
+    command
+        .env("KEEL_CONTEXT_WINDOW", "4096")
+        .args(["run", "--json", "--no-verify", "--continue", "--model"])
+        .arg(format!("embedded:{}", path.display()))
+        .args(["--max-iterations", "1", "How many notes are there now?"]);
+    let out = command.output().unwrap();
+    let events = common::parse_lines(&out.stdout);
+    assert!(errors(&events).is_empty(), "{:?}", errors(&events));
+    let compactions: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "compaction")
+        .collect();
+    let by_model = compactions
+        .iter()
+        .find(|e| e["by_model"] == true)
+        .unwrap_or_else(|| panic!("no summary by the model: {compactions:?}"));
+    let summary = by_model["summary"].as_str().unwrap();
+    assert!(summary.len() >= 20, "{summary}");
+    assert!(!summary.contains("<tool_call>"), "{summary}");
+    assert!(
+        by_model["tokens_after"].as_u64() < by_model["tokens_before"].as_u64(),
+        "{by_model}"
+    );
+    let usage = events.iter().find(|e| e["type"] == "usage").unwrap();
+    assert!(usage["prompt_tokens"].as_u64().unwrap() < 4096, "{usage}");
+    assert!(events.iter().any(|e| e["type"] == "done"));
 }
 
 #[test]

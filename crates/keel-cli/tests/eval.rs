@@ -173,6 +173,33 @@ fn an_agent_that_edits_the_tests_fails_the_check() {
 }
 
 #[test]
+fn a_task_with_a_target_says_whether_the_agent_opened_it() {
+    let env = Env::new(&[]);
+    let script = env.script(
+        "guess.jsonl",
+        &[
+            json!({"content": call("bash", json!({"command": "ls"}))}),
+            json!({"content": call("write", json!({"path": "answer.txt", "content": "42\n"}))}),
+            json!({"content": "The answer is written."}),
+        ],
+    );
+    let task = tasks_dir().join("secret-number");
+    let model = format!("replay:{}", script.display());
+    let (code, stdout, stderr) = eval(&env, &[task.to_str().unwrap(), "--model", &model, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r = &records(&stdout)[0];
+    assert_eq!(r["passed"], false);
+    assert_eq!(r["targeted"], true);
+    assert_eq!(r["found_at"], 2, "{r}");
+    assert_eq!(r["opened"], json!({"answer.txt": 2}));
+    let (_, table, _) = eval(&env, &[task.to_str().unwrap(), "--model", &model]);
+    assert!(
+        table.contains("opened the file the change belongs in for 1/1 tasks, at iteration 2"),
+        "{table}"
+    );
+}
+
+#[test]
 fn bad_task_folders_and_patterns_are_usage_errors() {
     let env = Env::new(&[("README.md", "no tasks here\n")]);
     let (code, _, stderr) = eval(

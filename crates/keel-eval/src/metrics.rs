@@ -1,7 +1,12 @@
 //! What a session did, read from its events (the `keel run --json` lines).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Tools whose `path` argument means the agent opened that file.
+const OPENING_TOOLS: &[&str] = &["read", "edit", "write"];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -24,9 +29,21 @@ pub struct Metrics {
     pub verifications: u64,
     /// The last `error` event's message.
     pub error: Option<String>,
+    /// Each file the agent read, edited or wrote, with the iteration of the first time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub opened: BTreeMap<String, u64>,
 }
 
 impl Metrics {
+    /// The iteration at which the agent first opened one of `targets`.
+    pub fn first_opened(&self, targets: &[String]) -> Option<u64> {
+        targets
+            .iter()
+            .filter_map(|t| self.opened.get(t.as_str()))
+            .min()
+            .copied()
+    }
+
     /// Folds the events of a session's output (one JSON object per line; other lines
     /// are ignored).
     pub fn from_jsonl(text: &str) -> Metrics {
@@ -35,12 +52,25 @@ impl Metrics {
             ..Metrics::default()
         };
         let number = |e: &Value, key: &str| e.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let mut iteration = 0;
         for line in text.lines() {
             let Ok(event) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             match event.get("type").and_then(Value::as_str).unwrap_or("") {
-                "tool_call" => m.tool_calls += 1,
+                "thinking" => iteration = number(&event, "iteration"),
+                "tool_call" => {
+                    m.tool_calls += 1;
+                    let name = event.get("name").and_then(Value::as_str).unwrap_or("");
+                    let path = event
+                        .get("arguments")
+                        .and_then(|a| a.get("path"))
+                        .and_then(Value::as_str);
+                    if let Some(path) = path.filter(|_| OPENING_TOOLS.contains(&name)) {
+                        let path = path.trim_start_matches("./").to_string();
+                        m.opened.entry(path).or_insert(iteration);
+                    }
+                }
                 "tool_result"
                     if event
                         .get("output")
@@ -80,5 +110,34 @@ impl Metrics {
             }
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_opened_are_kept_with_the_iteration_of_the_first_time() {
+        let lines = [
+            r#"{"type": "thinking", "iteration": 1}"#,
+            r#"{"type": "tool_call", "call_id": "1", "name": "grep", "arguments": {"pattern": "x", "path": "shop"}}"#,
+            r#"{"type": "tool_call", "call_id": "2", "name": "read", "arguments": {"path": "./shop/a.py"}}"#,
+            r#"{"type": "thinking", "iteration": 2}"#,
+            r#"{"type": "tool_call", "call_id": "3", "name": "edit", "arguments": {"path": "shop/a.py"}}"#,
+            r#"{"type": "tool_call", "call_id": "4", "name": "write", "arguments": {"path": "shop/b.py"}}"#,
+            r#"{"type": "done", "outcome": "verified", "iterations": 2}"#,
+        ];
+        let m = Metrics::from_jsonl(&lines.join("\n"));
+        assert_eq!(m.tool_calls, 4);
+        assert_eq!(m.opened.len(), 2, "{:?}", m.opened);
+        assert_eq!(m.opened["shop/a.py"], 1);
+        assert_eq!(
+            m.first_opened(&["shop/b.py".into(), "shop/a.py".into()]),
+            Some(1)
+        );
+        assert_eq!(m.first_opened(&["shop/b.py".into()]), Some(2));
+        assert_eq!(m.first_opened(&["shop/c.py".into()]), None);
+        assert_eq!(m.first_opened(&[]), None);
     }
 }

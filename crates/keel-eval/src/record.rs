@@ -24,6 +24,12 @@ pub struct Record {
     pub session_id: Option<String>,
     /// The tail of the check's output.
     pub check_output: String,
+    /// The task names the files where the change belongs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub targeted: bool,
+    /// The iteration at which the agent first opened one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_at: Option<u64>,
 }
 
 /// A whole run: what was run and each task's record.
@@ -49,6 +55,10 @@ pub struct Summary {
     pub malformed_calls: u64,
     pub constrained_calls: u64,
     pub false_done: usize,
+    /// Of the tasks that name their target files: how many, and in how many the agent
+    /// opened one.
+    pub targeted: usize,
+    pub found: usize,
 }
 
 fn median_f(mut values: Vec<f64>) -> f64 {
@@ -90,6 +100,12 @@ impl Run {
                 .map(|r| r.metrics.constrained_calls)
                 .sum(),
             false_done: self.records.iter().filter(|r| r.false_done).count(),
+            targeted: self.records.iter().filter(|r| r.targeted).count(),
+            found: self
+                .records
+                .iter()
+                .filter(|r| r.targeted && r.found_at.is_some())
+                .count(),
         }
     }
 }
@@ -146,6 +162,25 @@ pub fn summary_table(run: &Run) -> String {
         s.constrained_calls,
         s.false_done
     );
+    if s.targeted > 0 {
+        let mut at: Vec<f64> = run
+            .records
+            .iter()
+            .filter_map(|r| r.found_at.filter(|_| r.targeted))
+            .map(|i| i as f64)
+            .collect();
+        at.sort_by(f64::total_cmp);
+        let median = if at.is_empty() {
+            String::new()
+        } else {
+            format!(", at iteration {} (median)", median_f(at))
+        };
+        let _ = writeln!(
+            out,
+            "the agent opened the file the change belongs in for {}/{} tasks{median}",
+            s.found, s.targeted
+        );
+    }
     out
 }
 

@@ -7,8 +7,9 @@
 //!   test files, which are protected.
 //! - **plain**: `eval.toml` with `task` (the request), `check` (a shell command; exit 0 =
 //!   pass), optional `protected` (files restored before the check) and `test_command`
-//!   (what the session runs; default: `check`; `""`: none, the session is not verified).
-//!   Every other file of the folder is a starting file.
+//!   (what the session runs; default: `check`; `""`: none, the session is not verified),
+//!   and `target` (the files where the change belongs: the record says whether and when
+//!   the agent opened one). Every other file of the folder is a starting file.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,9 @@ pub struct Task {
     /// The session's test command (what keel re-runs when the model says it is done);
     /// empty: none.
     pub test_command: String,
+    /// Where the change belongs (a plain task's `target`, workspace-relative): the record
+    /// says when the agent first opened one of them, a measure of finding the code.
+    pub targets: Vec<String>,
 }
 
 /// The request Aider's benchmark sends with an exercise (its wording, so the figures
@@ -71,6 +75,8 @@ struct PlainConfig {
     #[serde(default)]
     protected: Vec<PathBuf>,
     test_command: Option<String>,
+    #[serde(default)]
+    target: Vec<PathBuf>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> EvalError {
@@ -128,6 +134,7 @@ impl Task {
             protected: config.files.test.iter().map(PathBuf::from).collect(),
             test_command: check.clone(),
             check,
+            targets: Vec::new(),
         })
     }
 
@@ -160,6 +167,11 @@ impl Task {
             protected: config.protected,
             test_command: config.test_command.unwrap_or_else(|| config.check.clone()),
             check: config.check,
+            targets: config
+                .target
+                .iter()
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .collect(),
         })
     }
 }

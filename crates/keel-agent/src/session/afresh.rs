@@ -3,8 +3,9 @@
 //! breaks that. They go back to the best attempt of the turn when there is one (the
 //! fewest failing tests, fewer than at the start: the eval's trajectories go 16 → 4
 //! and 9 → 1 failing by fixes, progress a restart from scratch threw away), shown in the
-//! note with how its tests failed; else to the start of the task, and the new attempt
-//! is a new draw.
+//! note with how its tests failed — once: when the attempt from it gets no further
+//! (the model mostly writes the version it is shown again), the next goes back to the
+//! start of the task, and the new attempt is a new draw.
 
 use keel_protocol::{Event, FeedbackReason};
 
@@ -43,7 +44,7 @@ impl Session {
             _ => None,
         };
         let best = best
-            .zip(rut.best())
+            .zip(rut.best_to_resume())
             .filter(|(_, (failing, _))| at_start.is_none_or(|start| *failing < start))
             .map(|(kept, (failing, gist))| (kept, kept.changed(tracker), failing, gist.to_string()))
             .filter(|(_, files, _, _)| !files.is_empty());
@@ -58,7 +59,10 @@ impl Session {
         }
         let attempt = rut.restarted();
         let content = match best {
-            Some((_, files, failing, gist)) => best_note(attempt, &files, failing, &gist),
+            Some((_, files, failing, gist)) => {
+                rut.resumed_best(failing);
+                best_note(attempt, &files, failing, &gist)
+            }
             None => note(attempt, &restored, rut.last_failure()),
         };
         self.emit(

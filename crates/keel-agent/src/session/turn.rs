@@ -26,6 +26,9 @@ const ACTION_ASKS: u32 = 2;
 
 const REPEAT: &str = "The files are now exactly as they were when the tests failed earlier in this task, so the tests fail the same way again. Do not write that code again: look at the failing assertion, find what is wrong, and change the code differently.";
 
+const CHANGE_NOW: &str =
+    " The tests still fail, so your next reply must change the code: call edit or write.";
+
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
 impl Session {
@@ -109,6 +112,8 @@ impl Session {
         let mut worked = false;
         let mut action_asks = 0;
         let mut require_call = false;
+        // The next reply must change a file (a loop that changes nothing, tests red).
+        let mut require_change = false;
         // The last reply was empty and was asked again.
         let mut empty_asked = false;
         let outcome = loop {
@@ -137,7 +142,10 @@ impl Session {
             );
 
             self.fit_window(agent, sink, cancel).await;
-            let mut request = if std::mem::take(&mut require_call) {
+            let mut request = if std::mem::take(&mut require_change) {
+                require_call = false;
+                self.required_change_request(agent)
+            } else if std::mem::take(&mut require_call) {
                 self.required_call_request(agent)
             } else {
                 self.request(agent)
@@ -292,13 +300,27 @@ impl Session {
             }
             match verdict {
                 Verdict::Fine => {}
-                Verdict::Warn(content) => self.emit(
-                    sink,
-                    Event::Feedback {
-                        reason: FeedbackReason::Stall,
-                        content,
-                    },
-                ),
+                Verdict::Warn(mut content) => {
+                    // Going round in circles while the tests fail: the way out is a
+                    // change to the code, so the next reply must make one.
+                    let red = rut.red()
+                        || matches!(self.baseline, Some(crate::test_report::Report::Red(_)));
+                    let can_change = agent
+                        .tool_specs
+                        .iter()
+                        .any(|t| super::CHANGING_TOOLS.contains(&t.name.as_str()));
+                    if wants_work && red && can_change {
+                        require_change = true;
+                        content.push_str(CHANGE_NOW);
+                    }
+                    self.emit(
+                        sink,
+                        Event::Feedback {
+                            reason: FeedbackReason::Stall,
+                            content,
+                        },
+                    )
+                }
                 Verdict::Stalled => break Outcome::Stalled,
             }
         };

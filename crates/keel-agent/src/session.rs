@@ -132,6 +132,15 @@ impl Agent {
         self.protocol
     }
 
+    /// The offered tools that change files (`write`, `edit`).
+    fn changing_tools(&self) -> Vec<ToolSpec> {
+        self.tool_specs
+            .iter()
+            .filter(|t| CHANGING_TOOLS.contains(&t.name.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// The system prompt every request of this agent starts with.
     pub fn system_prompt(&self) -> &str {
         &self.system_prompt
@@ -416,12 +425,7 @@ impl Session {
     /// out of a loop of calls that change nothing while the tests fail. The prompt
     /// still lists every tool; only the constraint is narrower.
     pub(super) fn required_change_request(&self, agent: &Agent) -> ChatRequest {
-        let writers: Vec<ToolSpec> = agent
-            .tool_specs
-            .iter()
-            .filter(|t| CHANGING_TOOLS.contains(&t.name.as_str()))
-            .cloned()
-            .collect();
+        let writers = agent.changing_tools();
         if writers.is_empty() {
             return self.required_call_request(agent);
         }

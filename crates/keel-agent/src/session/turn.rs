@@ -26,6 +26,13 @@ const ACTION_ASKS: u32 = 2;
 
 const REPEAT: &str = "The files are now exactly as they were when the tests failed earlier in this task, so the tests fail the same way again. Do not write that code again: look at the failing assertion, find what is wrong, and change the code differently.";
 
+/// What the next reply must be: anything, a tool call, or a call that changes a file.
+enum Require {
+    Nothing,
+    Call,
+    Change,
+}
+
 const CHANGE_NOW: &str =
     " The tests still fail, so your next reply must change the code: call edit or write.";
 
@@ -111,9 +118,8 @@ impl Session {
         // A successful call made, or the workspace changed, in this turn.
         let mut worked = false;
         let mut action_asks = 0;
-        let mut require_call = false;
-        // The next reply must change a file (a loop that changes nothing, tests red).
-        let mut require_change = false;
+        // What the next reply must be.
+        let mut require = Require::Nothing;
         // The last reply was empty and was asked again.
         let mut empty_asked = false;
         let outcome = loop {
@@ -142,13 +148,10 @@ impl Session {
             );
 
             self.fit_window(agent, sink, cancel).await;
-            let mut request = if std::mem::take(&mut require_change) {
-                require_call = false;
-                self.required_change_request(agent)
-            } else if std::mem::take(&mut require_call) {
-                self.required_call_request(agent)
-            } else {
-                self.request(agent)
+            let mut request = match std::mem::replace(&mut require, Require::Nothing) {
+                Require::Change => self.required_change_request(agent),
+                Require::Call => self.required_call_request(agent),
+                Require::Nothing => self.request(agent),
             };
             request.temperature = rut.next_temperature();
             let Some(mut response) = self.generate(agent, request, sink, cancel).await else {
@@ -162,7 +165,7 @@ impl Session {
             // answer to a task: asked again once, with a call required, and not counted.
             let empty = response.text.trim().is_empty() && response.native_calls.is_empty();
             if empty && wants_work && !std::mem::replace(&mut empty_asked, true) {
-                require_call = true;
+                require = Require::Call;
                 iterations -= 1;
                 continue;
             }
@@ -207,7 +210,7 @@ impl Session {
                 if wants_work && !worked && action_asks < ACTION_ASKS {
                     // A prose "done" before any work: ask again, with a call required.
                     action_asks += 1;
-                    require_call = true;
+                    require = Require::Call;
                     self.emit(
                         sink,
                         Event::Feedback {
@@ -244,7 +247,7 @@ impl Session {
                         Verification::Cancelled => break Outcome::Cancelled,
                         Verification::Failed { feedback, red } => {
                             // Red tests need work, not words: the next reply is a call.
-                            require_call = true;
+                            require = Require::Call;
                             rut.tests_failed(fingerprint(&root), red);
                             self.emit(
                                 sink,
@@ -305,12 +308,8 @@ impl Session {
                     // change to the code, so the next reply must make one.
                     let red = rut.red()
                         || matches!(self.baseline, Some(crate::test_report::Report::Red(_)));
-                    let can_change = agent
-                        .tool_specs
-                        .iter()
-                        .any(|t| super::CHANGING_TOOLS.contains(&t.name.as_str()));
-                    if wants_work && red && can_change {
-                        require_change = true;
+                    if wants_work && red && !agent.changing_tools().is_empty() {
+                        require = Require::Change;
                         content.push_str(CHANGE_NOW);
                     }
                     self.emit(

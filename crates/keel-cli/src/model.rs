@@ -59,6 +59,9 @@ fn engine_options(layer: &EngineLayer, context_window: Option<u32>) -> keel_engi
         context_window,
         threads: layer.threads,
         chat_template: layer.chat_template.clone(),
+        // A new process takes the system turn's KV cache from here instead of evaluating
+        // it again (tens of seconds of prefill on a laptop CPU).
+        prefix_cache: crate::config::keel_home().map(|home| home.join("cache").join("kv")),
         ..keel_engine::EngineOptions::default()
     };
     if let Some(v) = layer.swa_full {

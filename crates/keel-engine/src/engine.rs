@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use keel_llm::ChatRequest;
-use keel_protocol::{Message, ToolSpec};
+use keel_protocol::ToolSpec;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -24,10 +24,14 @@ use crate::constraint::Constraints;
 use crate::metadata::{ModelMetadata, file_type_name};
 use crate::registry::check_gguf;
 use crate::slot::Slot;
-use crate::template::{ChatTemplate, Part};
+use crate::template::ChatTemplate;
 use crate::{EngineError, logs};
 
 mod count;
+mod prefix_store;
+mod prompt_eval;
+
+use prefix_store::PrefixStore;
 
 /// The context size when neither configuration nor a smaller trained context says: room
 /// for a task, the project context and a few rounds of test output on a small model.
@@ -80,6 +84,10 @@ pub struct EngineOptions {
     pub sampling: SamplingOptions,
     /// Called with 0.0..=1.0 while the model loads.
     pub on_progress: Option<Arc<dyn Fn(f32) + Send + Sync>>,
+    /// Where the KV cache of a prompt's system turn is kept between processes, so a new
+    /// process does not evaluate it again (none: not kept). Not used with a rolling
+    /// sliding-window cache (`swa_full` off on a model that has one).
+    pub prefix_cache: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -93,6 +101,7 @@ impl Default for EngineOptions {
             call_budget: 768,
             sampling: SamplingOptions::default(),
             on_progress: None,
+            prefix_cache: None,
         }
     }
 }
@@ -107,6 +116,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("max_sessions", &self.max_sessions)
             .field("call_budget", &self.call_budget)
             .field("sampling", &self.sampling)
+            .field("prefix_cache", &self.prefix_cache)
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +347,8 @@ pub struct Engine {
     clock: AtomicU64,
     /// One evaluation at a time: sessions share the cores token by token.
     compute: Mutex<()>,
+    /// System turns evaluated by earlier processes.
+    prefixes: Option<PrefixStore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -372,6 +384,19 @@ impl Engine {
         let threads = options
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let rolling_window = model.n_swa > 0 && !options.swa_full;
+        let prefixes = options
+            .prefix_cache
+            .clone()
+            .filter(|_| !rolling_window)
+            .map(|dir| {
+                let settings = format!(
+                    "keel {} n_ctx {n_ctx} batch {BATCH} swa_full {}",
+                    env!("CARGO_PKG_VERSION"),
+                    options.swa_full
+                );
+                PrefixStore::new(dir, &model.path, &settings)
+            });
         Ok(Arc::new(Engine {
             model,
             template,
@@ -381,6 +406,7 @@ impl Engine {
             slots: Mutex::new(HashMap::new()),
             clock: AtomicU64::new(0),
             compute: Mutex::new(()),
+            prefixes,
         }))
     }
 
@@ -472,127 +498,6 @@ impl Engine {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Message text, tokenised literally — except the call markup `<tool_call>` and
-    /// `</tool_call>`, which become the model's own tokens where its vocabulary has them
-    /// (as its training data had them), so a call in the history or the prompt's example
-    /// looks to the model like the calls it writes. Nothing else is recognised: text
-    /// cannot end a turn.
-    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
-        const MARKUP: [&str; 2] = [keel_llm::calls::OPEN, keel_llm::calls::CLOSE];
-        let vocab = self.model.model.vocab();
-        let mut out = Vec::new();
-        let mut rest = text;
-        while let Some((at, tag)) = MARKUP
-            .iter()
-            .filter_map(|tag| rest.find(tag).map(|at| (at, *tag)))
-            .min()
-        {
-            out.extend(vocab.tokenize(&rest.as_bytes()[..at], false, false));
-            let special = vocab.tokenize(tag.as_bytes(), false, true);
-            if special.len() == 1 {
-                out.extend(special);
-            } else {
-                out.extend(vocab.tokenize(tag.as_bytes(), false, false));
-            }
-            rest = &rest[at + tag.len()..];
-        }
-        out.extend(vocab.tokenize(rest.as_bytes(), false, false));
-        out
-    }
-
-    /// The prompt tokens for `messages` in this session: markup with special tokens,
-    /// text literally, the model's earlier replies as the ids it generated.
-    fn prompt_tokens(&self, slot: &mut Slot, messages: &[Message]) -> Vec<LlamaToken> {
-        let vocab = self.model.model.vocab();
-        let mut out = Vec::new();
-        let mut used = HashMap::new();
-        for part in self.template.render(messages) {
-            match part {
-                Part::Bos => {
-                    if vocab.should_add_bos() {
-                        out.push(vocab.bos());
-                    }
-                }
-                Part::Markup(s) => out.extend(vocab.tokenize(s.as_bytes(), false, true)),
-                Part::Text(s) => out.extend(self.tokenize_text(&s)),
-                // `get`, not `remove`: a model that repeats a reply word for word must
-                // get the same ids at both places, or the prefix diverges there.
-                Part::Reply(s) => match slot.replies.get(&s).cloned() {
-                    Some(ids) => {
-                        out.extend(ids.iter().copied());
-                        used.insert(s, ids);
-                    }
-                    None => out.extend(self.tokenize_text(&s)),
-                },
-            }
-        }
-        slot.replies = used;
-        out
-    }
-
-    /// Evaluates `prompt` after whatever of it the cache already holds. On return the
-    /// slot holds the prompt and the logits of its last token are ready at index
-    /// `returned.1`.
-    fn evaluate(
-        &self,
-        slot: &mut Slot,
-        prompt: &[LlamaToken],
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<(crate::slot::Reuse, i32), EngineError> {
-        // What llama.cpp logs from here on explains a failed decode of this request.
-        logs::clear();
-        if prompt.is_empty() {
-            return Err(EngineError::Decode("empty prompt".into()));
-        }
-        if prompt.len() >= self.n_ctx as usize {
-            return Err(EngineError::ContextOverflow {
-                needed: prompt.len() + 1,
-                window: self.n_ctx,
-            });
-        }
-        let reuse = slot.reuse(
-            prompt,
-            if self.options.swa_full {
-                0
-            } else {
-                self.model.n_swa
-            },
-        );
-        let mut batch = LlamaBatch::new(BATCH as usize, 1);
-        let mut last = 0;
-        let rest = &prompt[reuse.kept..];
-        for (n, chunk) in rest.chunks(BATCH as usize).enumerate() {
-            if cancelled() {
-                break;
-            }
-            batch.clear();
-            let start = reuse.kept + n * BATCH as usize;
-            for (i, token) in chunk.iter().enumerate() {
-                let pos = start + i;
-                let is_last = pos + 1 == prompt.len();
-                batch
-                    .add(*token, pos as i32, &[0], is_last)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            self.decode(slot, &mut batch)?;
-            slot.tokens.extend_from_slice(chunk);
-            last = batch.n_tokens() - 1;
-        }
-        Ok((reuse, last))
-    }
-
-    fn decode(&self, slot: &mut Slot, batch: &mut LlamaBatch) -> Result<(), EngineError> {
-        let _turn = self
-            .compute
-            .lock()
-            .map_err(|_| EngineError::Decode("poisoned".into()))?;
-        slot.ctx.decode(batch).map_err(|e| {
-            let reason = logs::reason(&e.to_string());
-            slot.clear();
-            EngineError::Decode(reason)
-        })
-    }
-
     /// Makes `session`'s cache hold `tokens` (reusing what it can) and returns the
     /// logits after the last one.
     pub fn prefill(&self, session: &str, tokens: &[i32]) -> Result<Prefill, EngineError> {
@@ -603,7 +508,7 @@ impl Engine {
         slot.last_used = self.tick();
         let prompt: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t)).collect();
         let started = Instant::now();
-        let (reuse, last) = self.evaluate(&mut slot, &prompt, &|| false)?;
+        let (reuse, last) = self.evaluate(&mut slot, &prompt, 0, &|| false)?;
         let logits = slot.ctx.get_logits_ith(last).to_vec();
         Ok(Prefill {
             cached: reuse.kept,
@@ -649,7 +554,8 @@ impl Engine {
         slot.last_used = self.tick();
         let messages = keel_llm::calls::to_text_messages(request.protocol, &request.messages);
         let prompt = self.prompt_tokens(&mut slot, &messages);
-        let (reuse, mut logits_at) = self.evaluate(&mut slot, &prompt, cancelled)?;
+        let fixed = self.system_turn_len(&messages, &prompt);
+        let (reuse, mut logits_at) = self.evaluate(&mut slot, &prompt, fixed, cancelled)?;
         let mut generation = Generation {
             text: String::new(),
             prompt_tokens: prompt.len(),

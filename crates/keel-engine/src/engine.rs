@@ -554,7 +554,7 @@ impl Engine {
         slot.last_used = self.tick();
         let messages = keel_llm::calls::to_text_messages(request.protocol, &request.messages);
         let prompt = self.prompt_tokens(&mut slot, &messages);
-        let fixed = self.system_turn_len(&messages, &prompt);
+        let fixed = self.system_turn_len(&slot, &messages, &prompt);
         let (reuse, mut logits_at) = self.evaluate(&mut slot, &prompt, fixed, cancelled)?;
         let mut generation = Generation {
             text: String::new(),

@@ -52,9 +52,18 @@ impl Engine {
     }
 
     /// How many of `prompt`'s tokens are its system turn, the same in every session with
-    /// the same tools (0: it has none).
-    pub(super) fn system_turn_len(&self, messages: &[Message], prompt: &[LlamaToken]) -> usize {
-        if messages.first().map(|m| m.role) != Some(Role::System) {
+    /// the same tools — worked out only when the prefix store could serve it (a store, an
+    /// empty cache); else, or without a system turn, 0. A warm session skips the render.
+    pub(super) fn system_turn_len(
+        &self,
+        slot: &Slot,
+        messages: &[Message],
+        prompt: &[LlamaToken],
+    ) -> usize {
+        if self.prefixes.is_none()
+            || !slot.tokens.is_empty()
+            || messages.first().map(|m| m.role) != Some(Role::System)
+        {
             return 0;
         }
         let system = self.render_tokens(&messages[..1], &HashMap::new(), &mut HashMap::new());

@@ -86,7 +86,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "keel-map", "--example", "refresh"],
                    cwd=ROOT, check=True)
     relative = str(changed.relative_to(tree))
-    cache = home / "refresh-bench.json"
+    cache = home / "refresh-bench.map"
     example = ROOT / "target" / "release" / "examples" / "refresh"
     subprocess.run([str(example), str(tree), relative, "1", str(cache)], check=True, capture_output=True)
     memory = json.loads(subprocess.run([str(example), str(tree), relative, "20", str(cache)],

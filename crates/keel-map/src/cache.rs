@@ -1,20 +1,18 @@
 //! The map of one project, kept up to date: files walked (`.gitignore` respected),
-//! parsed only when their size or modification time changed, and the tags stored in a
-//! JSON cache file so the next process starts warm.
+//! parsed only when their size or modification time changed, and what the map keeps of
+//! their tags stored in a cache file (see `disk`) so the next process starts warm.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use serde::{Deserialize, Serialize};
-
+use crate::disk::{self, Stamp};
 use crate::graph::Graph;
 use crate::lang::Lang;
 use crate::rank::{Focus, ranked};
+use crate::render::Line;
 use crate::tags::{self, MAX_FILE_BYTES, Tag};
 
-/// Bumped when the stored tags change meaning.
-const VERSION: u32 = 1;
 /// Source files the map reads at most.
 const MAX_FILES: usize = 50_000;
 
@@ -27,21 +25,8 @@ pub enum CacheError {
     },
 }
 
-/// A file to parse: its relative path, where it is, its language, size and mtime.
-type Stale = (String, PathBuf, Lang, u64, (u64, u32));
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Entry {
-    size: u64,
-    modified: (u64, u32),
-    tags: Vec<Tag>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stored {
-    version: u32,
-    files: BTreeMap<String, Entry>,
-}
+/// A file to parse: its relative path, where it is, its language and stamp.
+type Stale = (String, PathBuf, Lang, Stamp);
 
 /// A file's modification time as stored in the cache (seconds, nanoseconds).
 fn modified(meta: &std::fs::Metadata) -> (u64, u32) {
@@ -51,12 +36,20 @@ fn modified(meta: &std::fs::Metadata) -> (u64, u32) {
         .map_or((0, 0), |d| (d.as_secs(), d.subsec_nanos()))
 }
 
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        size: meta.len(),
+        modified: modified(meta),
+    }
+}
+
 /// A project's map.
 #[derive(Debug)]
 pub struct RepoMap {
     root: PathBuf,
     cache: Option<PathBuf>,
-    files: BTreeMap<String, Entry>,
+    /// The files in the map, as they were when parsed; their tags are in `graph`.
+    files: BTreeMap<String, Stamp>,
     parsed: usize,
     /// Who uses what the files define, kept in step with `files`.
     graph: Graph,
@@ -69,20 +62,15 @@ impl RepoMap {
     /// The map of `root`, warm from `cache` when it holds one (a cache that cannot be
     /// read is ignored: the map is rebuilt). Call [`RepoMap::refresh`] before use.
     pub fn open(root: &Path, cache: Option<PathBuf>) -> Self {
-        let stored = cache
+        let (files, graph) = cache
             .as_ref()
             .and_then(|path| std::fs::read(path).ok())
-            .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
-            .filter(|s| s.version == VERSION)
+            .and_then(|bytes| disk::decode(&bytes))
             .unwrap_or_default();
-        let mut graph = Graph::default();
-        for (path, entry) in &stored.files {
-            graph.set(path, &entry.tags);
-        }
         Self {
             root: root.to_path_buf(),
             cache,
-            files: stored.files,
+            files,
             parsed: 0,
             graph,
             last_rank: Default::default(),
@@ -111,10 +99,9 @@ impl RepoMap {
             if meta.len() > MAX_FILE_BYTES {
                 continue;
             }
-            let modified = modified(&meta);
             seen.insert(
                 relative.display().to_string(),
-                (path.to_path_buf(), lang, meta.len(), modified),
+                (path.to_path_buf(), lang, stamp(&meta)),
             );
         }
         let gone: Vec<String> = self
@@ -130,13 +117,8 @@ impl RepoMap {
         let mut changed = !gone.is_empty();
         let stale: Vec<Stale> = seen
             .into_iter()
-            .filter(|(relative, (_, _, size, modified))| {
-                !self
-                    .files
-                    .get(relative)
-                    .is_some_and(|e| e.size == *size && e.modified == *modified)
-            })
-            .map(|(relative, (path, lang, size, modified))| (relative, path, lang, size, modified))
+            .filter(|(relative, (_, _, stamp))| self.files.get(relative) != Some(stamp))
+            .map(|(relative, (path, lang, stamp))| (relative, path, lang, stamp))
             .collect();
         self.parsed = stale.len();
         changed |= !stale.is_empty();
@@ -145,24 +127,17 @@ impl RepoMap {
             .map_or(1, |n| n.get())
             .min(stale.len().max(1));
         let chunk = stale.len().div_ceil(threads).max(1);
-        let parsed: Vec<(String, Entry)> = std::thread::scope(|scope| {
+        let parsed: Vec<(String, Stamp, Vec<Tag>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = stale
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|(relative, path, lang, size, modified)| {
+                            .map(|(relative, path, lang, stamp)| {
                                 let tags = std::fs::read(path)
                                     .map(|source| tags::read(*lang, &source))
                                     .unwrap_or_default();
-                                (
-                                    relative.clone(),
-                                    Entry {
-                                        size: *size,
-                                        modified: *modified,
-                                        tags,
-                                    },
-                                )
+                                (relative.clone(), *stamp, tags)
                             })
                             .collect::<Vec<_>>()
                     })
@@ -173,9 +148,9 @@ impl RepoMap {
                 .flat_map(|w| w.join().unwrap_or_default())
                 .collect()
         });
-        for (path, entry) in parsed {
-            self.graph.set(&path, &entry.tags);
-            self.files.insert(path, entry);
+        for (path, stamp, tags) in parsed {
+            self.graph.set(&path, &tags);
+            self.files.insert(path, stamp);
         }
         if changed {
             self.save()?;
@@ -202,26 +177,15 @@ impl RepoMap {
             if meta.len() > MAX_FILE_BYTES {
                 continue;
             }
-            let modified = modified(&meta);
-            if self
-                .files
-                .get(*relative)
-                .is_some_and(|e| e.size == meta.len() && e.modified == modified)
-            {
+            let stamp = stamp(&meta);
+            if self.files.get(*relative) == Some(&stamp) {
                 continue;
             }
             let tags = std::fs::read(&path)
                 .map(|source| tags::read(lang, &source))
                 .unwrap_or_default();
             self.graph.set(relative, &tags);
-            self.files.insert(
-                relative.to_string(),
-                Entry {
-                    size: meta.len(),
-                    modified,
-                    tags,
-                },
-            );
+            self.files.insert(relative.to_string(), stamp);
             changed = true;
         }
         self.parsed = usize::from(changed);
@@ -240,14 +204,13 @@ impl RepoMap {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(error)?;
         }
-        let stored = Stored {
-            version: VERSION,
-            files: self.files.clone(),
-        };
-        let bytes = serde_json::to_vec(&stored).map_err(|e| error(e.into()))?;
-        let temporary = path.with_extension("json.tmp");
+        let bytes = disk::encode(&self.files, &self.graph);
+        let temporary = path.with_extension("tmp");
         std::fs::write(&temporary, bytes).map_err(error)?;
-        std::fs::rename(&temporary, path).map_err(error)
+        std::fs::rename(&temporary, path).map_err(error)?;
+        // The JSON cache earlier builds wrote beside it: dead weight (tens of MB on a big tree).
+        let _ = std::fs::remove_file(path.with_extension("json"));
+        Ok(())
     }
 
     /// Source files in the map.
@@ -260,18 +223,8 @@ impl RepoMap {
         self.parsed
     }
 
-    /// The tags of one file (a path relative to the root).
-    pub fn tags(&self, file: &str) -> Option<&[Tag]> {
-        self.files.get(file).map(|e| e.tags.as_slice())
-    }
-
     /// The map for `focus` within `budget` tokens, as `tokens` counts them.
     pub fn render(&self, focus: &Focus, budget: usize, tokens: &dyn Fn(&str) -> usize) -> String {
-        let tag = |slot: u32, index: u32| -> Option<&Tag> {
-            self.files
-                .get(self.graph.path(slot))
-                .and_then(|e| e.tags.get(index as usize))
-        };
         let key = format!("{:?}/{:?}", focus.files, focus.names);
         let mut last = self.last_rank.lock().unwrap_or_else(|e| e.into_inner());
         let start = last
@@ -282,10 +235,15 @@ impl RepoMap {
         let (best, rank) = ranked(&self.graph, focus, budget, start);
         *last = Some((key, rank));
         drop(last);
-        let best: Vec<(&str, &Tag, f64)> = best
+        let best: Vec<Line<'_>> = best
             .into_iter()
-            .filter_map(|(slot, index, score)| {
-                Some((self.graph.path(slot), tag(slot, index)?, score))
+            .filter_map(|(slot, index, _)| {
+                let def = self.graph.defs(slot).get(index as usize)?;
+                Some(Line {
+                    file: self.graph.path(slot),
+                    line: def.line,
+                    text: &def.text,
+                })
             })
             .collect();
         crate::render::render(&best, budget, tokens)
@@ -315,7 +273,7 @@ mod tests {
         std::fs::write(root.join(".gitignore"), "build/\n").unwrap();
         std::fs::create_dir_all(root.join("build")).unwrap();
         std::fs::write(root.join("build/gen.py"), "def generated():\n    pass\n").unwrap();
-        let cache = dir.path().join("cache/map.json");
+        let cache = dir.path().join("cache/project.map");
         let mut map = RepoMap::open(&root, Some(cache.clone()));
         map.refresh().unwrap();
         assert_eq!((map.files(), map.parsed()), (2, 2));
@@ -372,7 +330,7 @@ mod tests {
         assert!(warm.update(&["pkg/new.py"]));
         assert_eq!(warm.files(), 1);
         // A damaged cache is rebuilt, not an error.
-        std::fs::write(&cache, "{not json").unwrap();
+        std::fs::write(&cache, "keel-map but damaged").unwrap();
         let mut again = RepoMap::open(&root, Some(cache));
         again.refresh().unwrap();
         assert_eq!(again.parsed(), 1);

@@ -1,26 +1,27 @@
 //! The reference graph, kept up to date file by file: names interned once, for each
 //! name the files that define it and the files that use it (and how often). Changing
 //! one file touches only its own names, so a map held in memory re-ranks after an edit
-//! without re-reading every file's tags.
+//! without re-reading every file's tags. The graph is all the map keeps of a file's
+//! tags: its definitions (name, line, signature) and the names it uses, counted.
 
 use std::collections::HashMap;
 
 use crate::tags::{Kind, Tag};
 
-/// One file's part: its definitions (name, index of the tag in the file's tags, line;
-/// each (name, line) once) and the names it uses with their counts.
-#[derive(Debug, Default, Clone)]
-struct FileNames {
-    defs: Vec<Def>,
-    refs: Vec<(u32, u32)>,
+/// One file's part: its definitions (each (name, line) once, in name order) and the
+/// names it uses with their counts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct FileNames {
+    pub(crate) defs: Vec<Def>,
+    pub(crate) refs: Vec<(u32, u32)>,
 }
 
-/// A definition: its name, the index of its tag in the file's tags, its line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A definition: its name, its 0-based line, the line's text (its signature, mostly).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Def {
     pub(crate) name: u32,
-    pub(crate) tag: u32,
     pub(crate) line: u32,
+    pub(crate) text: Box<str>,
 }
 
 #[derive(Debug, Default)]
@@ -38,7 +39,7 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    fn intern(&mut self, name: &str) -> u32 {
+    pub(crate) fn intern(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.names.get(name) {
             return id;
         }
@@ -81,8 +82,37 @@ impl Graph {
         &self.files[slot as usize].defs
     }
 
-    /// Sets (or replaces) a file's tags.
+    /// A file's part, by path.
+    pub(crate) fn file(&self, path: &str) -> Option<&FileNames> {
+        self.slot(path).map(|slot| &self.files[slot as usize])
+    }
+
+    /// Sets (or replaces) a file's tags, as a parse read them.
     pub(crate) fn set(&mut self, path: &str, tags: &[Tag]) {
+        let mut names = FileNames::default();
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for tag in tags {
+            let id = self.intern(&tag.name);
+            match tag.kind {
+                Kind::Def => names.defs.push(Def {
+                    name: id,
+                    line: tag.line,
+                    text: tag.text.as_str().into(),
+                }),
+                Kind::Ref => *counts.entry(id).or_default() += 1,
+            }
+        }
+        // A grammar's query can match one definition twice.
+        names.defs.sort_by_key(|d| (d.name, d.line));
+        names.defs.dedup_by_key(|d| (d.name, d.line));
+        names.refs = counts.into_iter().collect();
+        names.refs.sort_unstable();
+        self.set_names(path, names);
+    }
+
+    /// Sets (or replaces) a file's part whose names are already interned here (a map
+    /// read back from its cache).
+    pub(crate) fn set_names(&mut self, path: &str, names: FileNames) {
         self.remove(path);
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -96,32 +126,15 @@ impl Graph {
             }
         };
         self.slots.insert(path.to_string(), slot);
-        let mut names = FileNames::default();
-        let mut counts: HashMap<u32, u32> = HashMap::new();
-        for (index, tag) in tags.iter().enumerate() {
-            let id = self.intern(&tag.name);
-            match tag.kind {
-                Kind::Def => {
-                    names.defs.push(Def {
-                        name: id,
-                        tag: index as u32,
-                        line: tag.line,
-                    });
-                    let definers = &mut self.definers[id as usize];
-                    if definers.last() != Some(&slot) && !definers.contains(&slot) {
-                        definers.push(slot);
-                    }
-                }
-                Kind::Ref => *counts.entry(id).or_default() += 1,
+        for def in &names.defs {
+            let definers = &mut self.definers[def.name as usize];
+            if definers.last() != Some(&slot) && !definers.contains(&slot) {
+                definers.push(slot);
             }
         }
-        for (&id, &count) in &counts {
+        for &(id, count) in &names.refs {
             self.users[id as usize].push((slot, count));
         }
-        // A grammar's query can match one definition twice.
-        names.defs.sort_by_key(|d| (d.name, d.line, d.tag));
-        names.defs.dedup_by_key(|d| (d.name, d.line));
-        names.refs = counts.into_iter().collect();
         self.files[slot as usize] = names;
     }
 

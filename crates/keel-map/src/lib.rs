@@ -9,6 +9,7 @@
 //! modification time, so after one file changes only that file is parsed again.
 
 mod cache;
+mod disk;
 mod graph;
 mod lang;
 mod rank;
@@ -29,5 +30,5 @@ pub fn cache_path(data_dir: &Path, root: &Path) -> PathBuf {
     root.hash(&mut hasher);
     data_dir
         .join("maps")
-        .join(format!("{:016x}.json", hasher.finish()))
+        .join(format!("{:016x}.map", hasher.finish()))
 }

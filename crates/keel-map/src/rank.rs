@@ -45,29 +45,30 @@ fn weight(name: &str, defined_in: usize, named: bool) -> f64 {
     w
 }
 
-/// The definitions of `files`, best first, each with its score. Definitions in the
+/// The definitions of `files`, best first, as (file, name, score). Definitions in the
 /// focus files come last (the model sees those files anyway).
 #[cfg(test)]
-pub(crate) fn rank<'a>(
-    files: &[(&'a str, &'a [Tag])],
-    focus: &Focus,
-) -> Vec<(&'a str, &'a Tag, f64)> {
+pub(crate) fn rank(files: &[(&str, &[Tag])], focus: &Focus) -> Vec<(String, String, f64)> {
     let mut graph = Graph::default();
     for (path, tags) in files {
         graph.set(path, tags);
     }
-    // A fresh graph gives the files their slots in order.
     ranked(&graph, focus, usize::MAX, None)
         .0
         .into_iter()
-        .map(|(slot, tag, score)| {
-            let (path, tags) = files[slot as usize];
-            (path, &tags[tag as usize], score)
+        .map(|(slot, def, score)| {
+            let name = graph.defs(slot)[def as usize].name;
+            (
+                graph.path(slot).to_string(),
+                graph.name_text[name as usize].clone(),
+                score,
+            )
         })
         .collect()
 }
 
-/// The best `top` definitions of the graph's files as (file slot, tag index, score),
+/// The best `top` definitions of the graph's files as (file slot, index in the file's
+/// definitions, score),
 /// best first (ties by path, then line).
 ///
 /// `start` is the file ranks of an earlier call with the same focus, when the caller kept
@@ -180,7 +181,7 @@ pub(crate) fn ranked(
     for &slot in &live {
         let file_rank = rank[slot as usize] * 1e-3;
         let focus_file = focused.contains(&slot);
-        for def in graph.defs(slot) {
+        for (index, def) in graph.defs(slot).iter().enumerate() {
             let received = match active_of[def.name as usize] {
                 u32::MAX => 0.0,
                 at => flow[at as usize],
@@ -188,7 +189,7 @@ pub(crate) fn ranked(
             // Unreferenced definitions keep a little of their file's rank.
             let s = received + file_rank;
             let s = if focus_file { s * 1e-6 } else { s };
-            scored.push((slot, def.tag, def.line, s));
+            scored.push((slot, index as u32, def.line, s));
         }
     }
     let order = |a: &(u32, u32, u32, f64), b: &(u32, u32, u32, f64)| {
@@ -204,7 +205,7 @@ pub(crate) fn ranked(
     scored.sort_by(order);
     let best = scored
         .into_iter()
-        .map(|(slot, tag, _, score)| (slot, tag, score))
+        .map(|(slot, index, _, score)| (slot, index, score))
         .collect();
     (best, rank)
 }
@@ -223,10 +224,10 @@ mod tests {
         }
     }
 
-    fn rank_of<'a>(
-        files: &'a std::collections::BTreeMap<String, Vec<Tag>>,
+    fn rank_of(
+        files: &std::collections::BTreeMap<String, Vec<Tag>>,
         focus: &Focus,
-    ) -> Vec<(&'a str, &'a Tag, f64)> {
+    ) -> Vec<(String, String, f64)> {
         let list: Vec<(&str, &[Tag])> = files
             .iter()
             .map(|(f, t)| (f.as_str(), t.as_slice()))
@@ -257,7 +258,7 @@ mod tests {
         let ranked = rank_of(&files, &focus);
         let order: Vec<(&str, &str)> = ranked
             .iter()
-            .map(|(f, t, _)| (*f, t.name.as_str()))
+            .map(|(f, name, _)| (f.as_str(), name.as_str()))
             .collect();
         assert_eq!(order[0], ("billing.py", "compute_total"));
         assert_eq!(order[1], ("util.py", "helper"));
@@ -277,6 +278,6 @@ mod tests {
         files.insert("util.py".to_string(), vec![def("helper", 0)]);
         files.insert("other.py".to_string(), vec![def("lonely", 0)]);
         let ranked = rank_of(&files, &focus);
-        assert_eq!(ranked[0].1.name, "lonely");
+        assert_eq!(ranked[0].1, "lonely");
     }
 }

@@ -3,16 +3,22 @@
 
 use std::collections::BTreeMap;
 
-use crate::tags::Tag;
+/// A ranked definition to show: its file, its 0-based line and the line's text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Line<'a> {
+    pub file: &'a str,
+    pub line: u32,
+    pub text: &'a str,
+}
 
 /// The map of the first `count` of `ranked`: each file once, its lines in order.
-fn render_top(ranked: &[(&str, &Tag, f64)], count: usize) -> String {
-    let mut by_file: BTreeMap<&str, (usize, Vec<&Tag>)> = BTreeMap::new();
-    for (position, (file, tag, _)) in ranked.iter().take(count).enumerate() {
-        let entry = by_file.entry(file).or_insert((position, Vec::new()));
+fn render_top(ranked: &[Line<'_>], count: usize) -> String {
+    let mut by_file: BTreeMap<&str, (usize, Vec<&Line<'_>>)> = BTreeMap::new();
+    for (position, tag) in ranked.iter().take(count).enumerate() {
+        let entry = by_file.entry(tag.file).or_insert((position, Vec::new()));
         entry.1.push(tag);
     }
-    let mut files: Vec<(&str, (usize, Vec<&Tag>))> = by_file.into_iter().collect();
+    let mut files: Vec<(&str, (usize, Vec<&Line<'_>>))> = by_file.into_iter().collect();
     // Files in the order of their best definition.
     files.sort_by_key(|(_, (first, _))| *first);
     let mut out = String::new();
@@ -30,11 +36,7 @@ fn render_top(ranked: &[(&str, &Tag, f64)], count: usize) -> String {
 
 /// The largest map of the best definitions whose token count (by `tokens`) is within
 /// `budget`; empty when not even one fits.
-pub(crate) fn render(
-    ranked: &[(&str, &Tag, f64)],
-    budget: usize,
-    tokens: &dyn Fn(&str) -> usize,
-) -> String {
+pub(crate) fn render(ranked: &[Line<'_>], budget: usize, tokens: &dyn Fn(&str) -> usize) -> String {
     // Every line takes a token at least: no more lines than the budget.
     let (mut low, mut high) = (0, ranked.len().min(budget));
     let mut best = String::new();
@@ -54,12 +56,15 @@ pub(crate) fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tags::def;
 
     #[test]
     fn the_best_definitions_that_fit_grouped_by_file() {
-        let (a, b, c) = (def("a", 9), def("b", 0), def("c", 2));
-        let ranked = vec![("x.py", &a, 3.0), ("y.py", &b, 2.0), ("x.py", &c, 1.0)];
+        let line = |file, line, text| Line { file, line, text };
+        let ranked = vec![
+            line("x.py", 9, "def a():"),
+            line("y.py", 0, "def b():"),
+            line("x.py", 2, "def c():"),
+        ];
         let bytes = |s: &str| s.len();
         assert_eq!(
             render(&ranked, 1000, &bytes),

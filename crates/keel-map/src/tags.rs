@@ -1,7 +1,6 @@
 //! The tags of one file: its definitions and the names it references, read with the
 //! grammar's tags query.
 
-use serde::{Deserialize, Serialize};
 use tree_sitter::{Parser, QueryCursor, StreamingIterator};
 
 use crate::lang::Lang;
@@ -11,20 +10,19 @@ const TEXT_CHARS: usize = 160;
 /// Files larger than this are not parsed (generated code, bundles).
 pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Def,
     Ref,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tag {
     pub name: String,
     pub kind: Kind,
     /// 0-based line of the name.
     pub line: u32,
     /// A definition's line, trimmed (its signature, mostly).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
 }
 

@@ -133,7 +133,12 @@ def aider_task(aider, port, d, solution, tests, timeout):
                AIDER_ANALYTICS="false")
     base = [str(aider), "--model", "openai/qwen", "--edit-format", "whole", "--no-git",
             "--yes-always", "--no-check-update", "--no-analytics", "--map-tokens", "0",
-            "--no-stream", "--no-show-model-warnings"]  # Aider sends temperature 0 itself
+            "--no-stream", "--no-show-model-warnings",
+            # As Aider's benchmark runs it: no shell commands suggested, and no URL of the
+            # instructions fetched (offline here, that tried to install Playwright and
+            # scrape docs.python.org inside the timed run).
+            "--no-suggest-shell-commands", "--no-detect-urls",
+            "--no-pretty", "--no-fancy-input"]  # Aider sends temperature 0 itself
     started = time.perf_counter()
     file_list = " ".join(solution)
     message = instructions(d) + INSTRUCTIONS_ADDENDUM.format(file_list=file_list)

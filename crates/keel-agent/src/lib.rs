@@ -11,6 +11,7 @@ mod deps;
 mod detect;
 mod instructions;
 mod intent;
+mod looping;
 mod memory;
 pub mod permissions;
 mod prompt;

@@ -122,6 +122,11 @@ impl Rut {
         repeated
     }
 
+    /// A reply went round in a loop and was stopped: the next one is sampled hotter.
+    pub(crate) fn looped(&mut self) {
+        self.pending = true;
+    }
+
     /// The workspace after calls that may write; `true` (and the next reply is sampled
     /// hotter) when its tests already failed in exactly this state.
     pub(crate) fn state(&mut self, state: u64) -> bool {

@@ -452,4 +452,6 @@ impl Session {
 pub(super) struct Response {
     pub(super) text: String,
     pub(super) native_calls: Vec<ToolCall>,
+    /// The piece the reply repeated until keel stopped it (`text` ends with it once).
+    pub(super) looped: Option<String>,
 }

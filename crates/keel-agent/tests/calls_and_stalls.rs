@@ -289,6 +289,51 @@ async fn edit_and_test_loops_run_on_and_a_true_loop_stops() {
 }
 
 #[tokio::test]
+async fn a_reply_that_goes_round_in_a_loop_is_stopped_and_asked_again() {
+    // Qwen2.5-Coder 0.5B at greedy decoding, in the eval: 2,144 tokens of this.
+    let looping = format!(
+        "<tool_call>\n{{\"name\": \"bash\", \"arguments\": {{\"command\": \"echo abc {}",
+        "| tr -d ' ' ".repeat(400)
+    );
+    let replies = [
+        looping,
+        hermes(
+            "edit",
+            json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
+        ),
+        "Fixed: add now adds.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        ToolProtocol::Hermes,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        Some("grep -q 'a + b' calc.py"),
+        "Fix add in calc.py",
+    )
+    .await;
+    let looped = run.feedback(FeedbackReason::Looped);
+    assert_eq!(looped.len(), 1);
+    assert!(looped[0].contains("`| tr -d ' '`"), "{}", looped[0]);
+    // Nothing of the looped reply ran, and the history keeps one piece of the loop.
+    let names: Vec<String> = run.calls().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["edit"]);
+    let first = run
+        .events()
+        .iter()
+        .find_map(|e| match e {
+            Event::Assistant { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(first.len() < 120, "{first}");
+    assert_eq!(first.matches("tr -d").count(), 1, "{first}");
+    assert_eq!(
+        (run.summary.outcome, run.summary.iterations),
+        (Outcome::Verified, 3)
+    );
+}
+
+#[tokio::test]
 async fn a_write_may_hold_the_closing_tag() {
     let content = "A call ends with </tool_call>; its input with </input>.\n```\nfenced\n```\n";
     for protocol in [ToolProtocol::Xml, ToolProtocol::Hermes] {

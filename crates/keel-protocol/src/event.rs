@@ -90,6 +90,9 @@ pub enum FeedbackReason {
     /// the files the agent changed were put back and the task starts again. In the
     /// conversation the turn so far is replaced by this note, added to the task.
     FreshStart,
+    /// The model's reply went round in a loop (one piece of text over and over) and
+    /// was stopped there; it is asked again, sampled warmer.
+    Looped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -166,7 +166,7 @@ impl Session {
         request.max_tokens = Some(SUMMARY_TOKENS.min(window / 10));
         let stream = agent.model.stream(request);
         let streamed = stream::read(stream, Instant::now(), cancel, |_| {}).await;
-        if streamed.cancelled || streamed.failure.is_some() {
+        if streamed.cancelled || streamed.failure.is_some() || streamed.looped.is_some() {
             return None;
         }
         compact::usable_summary(&streamed.text, compact::summary_bytes(window))

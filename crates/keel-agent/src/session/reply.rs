@@ -207,9 +207,10 @@ impl Session {
                 return;
             }
             self.emit_usage(agent, sink, &streamed);
-            let result = match streamed.failure {
-                Some(reason) => Err(reason.to_string()),
-                None => repair::read_call(&streamed.text, &agent.tool_specs),
+            let result = match (streamed.failure, &streamed.looped) {
+                (Some(reason), _) => Err(reason.to_string()),
+                (None, Some(_)) => Err("the repair went round in a loop".to_string()),
+                (None, None) => repair::read_call(&streamed.text, &agent.tool_specs),
             };
             self.emit(
                 sink,

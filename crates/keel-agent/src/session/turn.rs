@@ -36,6 +36,9 @@ enum Require {
 const CHANGE_NOW: &str =
     " The tests still fail, so your next reply must change the code: call edit or write.";
 
+/// Said after a reply stopped in a loop (`{piece}`: what it repeated).
+const LOOPED: &str = "Your last reply went round in a loop, writing `{piece}` again and again, so keel stopped it. Nothing was run. Answer again, briefly: one tool call, with short arguments.";
+
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
 impl Session {
@@ -170,6 +173,29 @@ impl Session {
                 continue;
             }
             empty_asked = empty;
+            if let Some(piece) = response.looped.take() {
+                // Nothing in a looped reply is run; the next one is sampled warmer.
+                rut.looped();
+                self.emit(
+                    sink,
+                    Event::Assistant {
+                        content: response.text,
+                        tool_calls: Vec::new(),
+                    },
+                );
+                let piece: String = piece.trim().chars().take(80).collect();
+                self.emit(
+                    sink,
+                    Event::Feedback {
+                        reason: FeedbackReason::Looped,
+                        content: LOOPED.replace("{piece}", &piece),
+                    },
+                );
+                if let Verdict::Stalled = stall.observe([], false, false) {
+                    break Outcome::Stalled;
+                }
+                continue;
+            }
             if agent.protocol.is_text() && agent.model.info().constraint.is_some() {
                 self.repair_calls(agent, &mut response, sink, cancel).await;
             }
@@ -483,6 +509,7 @@ impl Session {
         Some(Response {
             text: streamed.text,
             native_calls,
+            looped: streamed.looped.map(|l| l.piece),
         })
     }
 }

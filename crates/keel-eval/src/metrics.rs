@@ -22,6 +22,9 @@ pub struct Metrics {
     pub constrained_calls: u64,
     /// Prose replies refused because nothing had been done yet.
     pub no_action_asks: u64,
+    /// Replies stopped because they went round in a loop.
+    #[serde(default)]
+    pub looped_replies: u64,
     pub prompt_tokens: u64,
     pub cached_prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -85,6 +88,9 @@ impl Metrics {
                 "feedback" if event.get("reason").and_then(Value::as_str) == Some("no_action") => {
                     m.no_action_asks += 1;
                 }
+                "feedback" if event.get("reason").and_then(Value::as_str) == Some("looped") => {
+                    m.looped_replies += 1;
+                }
                 "usage" => {
                     m.prompt_tokens += number(&event, "prompt_tokens");
                     m.cached_prompt_tokens += number(&event, "cached_prompt_tokens");
@@ -126,10 +132,11 @@ mod tests {
             r#"{"type": "thinking", "iteration": 2}"#,
             r#"{"type": "tool_call", "call_id": "3", "name": "edit", "arguments": {"path": "shop/a.py"}}"#,
             r#"{"type": "tool_call", "call_id": "4", "name": "write", "arguments": {"path": "shop/b.py"}}"#,
+            r#"{"type": "feedback", "reason": "looped", "content": "Your last reply went round in a loop"}"#,
             r#"{"type": "done", "outcome": "verified", "iterations": 2}"#,
         ];
         let m = Metrics::from_jsonl(&lines.join("\n"));
-        assert_eq!(m.tool_calls, 4);
+        assert_eq!((m.tool_calls, m.looped_replies), (4, 1));
         assert_eq!(m.opened.len(), 2, "{:?}", m.opened);
         assert_eq!(m.opened["shop/a.py"], 1);
         assert_eq!(

@@ -55,6 +55,8 @@ pub struct Summary {
     pub malformed_calls: u64,
     pub constrained_calls: u64,
     pub false_done: usize,
+    /// Replies stopped because they went round in a loop.
+    pub looped_replies: u64,
     /// Of the tasks that name their target files: how many, and in how many the agent
     /// opened one.
     pub targeted: usize,
@@ -100,6 +102,7 @@ impl Run {
                 .map(|r| r.metrics.constrained_calls)
                 .sum(),
             false_done: self.records.iter().filter(|r| r.false_done).count(),
+            looped_replies: self.records.iter().map(|r| r.metrics.looped_replies).sum(),
             targeted: self.records.iter().filter(|r| r.targeted).count(),
             found: self
                 .records
@@ -162,6 +165,13 @@ pub fn summary_table(run: &Run) -> String {
         s.constrained_calls,
         s.false_done
     );
+    if s.looped_replies > 0 {
+        let _ = writeln!(
+            out,
+            "{} replies went round in a loop and were stopped",
+            s.looped_replies
+        );
+    }
     if s.targeted > 0 {
         let mut at: Vec<f64> = run
             .records

@@ -334,6 +334,63 @@ async fn a_reply_that_goes_round_in_a_loop_is_stopped_and_asked_again() {
 }
 
 #[tokio::test]
+async fn a_stall_while_the_tests_fail_starts_the_task_afresh_once() {
+    // The eval's `change`: the same unparsable write, refused four times.
+    let broken = hermes(
+        "write",
+        json!({"path": "calc.py", "content": "def add(a, b):\n    raise ValueError('can't add')\n"}),
+    );
+    let mut replies = vec![broken.clone(); 4];
+    replies.push(hermes(
+        "edit",
+        json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
+    ));
+    replies.push("Fixed: add now adds.".to_string());
+    let run = run(
+        &replies,
+        ToolProtocol::Hermes,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        Some("grep -q 'a + b' calc.py"),
+        "Fix add in calc.py",
+    )
+    .await;
+    assert_eq!(run.feedback(FeedbackReason::Stall).len(), 1);
+    let fresh = run.feedback(FeedbackReason::FreshStart);
+    assert_eq!(fresh.len(), 1, "{:?}", run.events());
+    assert!(
+        fresh[0].contains("went round in circles") && fresh[0].contains("No file was changed."),
+        "{}",
+        fresh[0]
+    );
+    assert_eq!(
+        (run.summary.outcome, run.summary.iterations),
+        (Outcome::Verified, 6)
+    );
+    // The conversation the model sees now holds the task and the note, not the circling.
+    let request = keel_protocol::conversation(run.events());
+    assert!(
+        !request.iter().any(|m| m.content.contains("can't add")),
+        "{request:?}"
+    );
+
+    // Circling again after the new start: the end.
+    let run = run_again(&vec![broken; 9]).await;
+    assert_eq!(run.feedback(FeedbackReason::FreshStart).len(), 1);
+    assert_eq!(run.summary.outcome, Outcome::Stalled);
+}
+
+async fn run_again(replies: &[String]) -> Run {
+    run(
+        replies,
+        ToolProtocol::Hermes,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        Some("grep -q 'a + b' calc.py"),
+        "Fix add in calc.py",
+    )
+    .await
+}
+
+#[tokio::test]
 async fn a_write_may_hold_the_closing_tag() {
     let content = "A call ends with </tool_call>; its input with </input>.\n```\nfenced\n```\n";
     for protocol in [ToolProtocol::Xml, ToolProtocol::Hermes] {

@@ -21,18 +21,20 @@ const SHOWN_BYTES: usize = 8 * 1024;
 const ATTEMPT_ITERATIONS: u32 = 2;
 
 impl Session {
-    /// Starts the task again when the current attempt is over (see [`Rut::attempt_over`]),
-    /// `left` iterations leave room for another, and what the agent changed can be put
-    /// back (only its own writes and edits can). `true` when it did.
+    /// Starts the task again when the current attempt is over (see [`Rut::attempt_over`];
+    /// or `stalled`: it went round in circles), `left` iterations leave room for another,
+    /// and what the agent changed can be put back (only its own writes and edits can).
+    /// `true` when it did.
     pub(super) fn start_afresh(
         &mut self,
         rut: &mut Rut,
         changes: Option<&ChangeTracker>,
         best: Option<&Kept>,
         left: u32,
+        stalled: bool,
         sink: &dyn EventSink,
     ) -> bool {
-        if !rut.attempt_over() || left < ATTEMPT_ITERATIONS {
+        if !(stalled || rut.attempt_over()) || left < ATTEMPT_ITERATIONS {
             return false;
         }
         let Some(tracker) = changes else {
@@ -53,8 +55,9 @@ impl Session {
             return false;
         };
         // Nothing put back and no best attempt (nothing written, or written back as it
-        // was): no failed code in the history to copy, and no new start to make.
-        if best.is_none() && restored.is_empty() {
+        // was): no failed code in the history to copy, and no new start to make — unless
+        // the attempt went round in circles, which the history holds.
+        if best.is_none() && restored.is_empty() && !stalled {
             return false;
         }
         let attempt = rut.restarted();
@@ -63,6 +66,7 @@ impl Session {
                 rut.resumed_best(failing);
                 best_note(attempt, &files, failing, &gist)
             }
+            None if stalled => stalled_note(attempt, &restored, rut.last_failure()),
             None => note(attempt, &restored, rut.last_failure()),
         };
         self.emit(
@@ -134,6 +138,35 @@ fn note(attempt: u32, restored: &[String], gist: &str) -> String {
         "Note from keel: {attempts} failed: the tests still failed after its changes. {files}. \
          Solve the task again from the beginning with a new solution; do not repeat the \
          earlier approach.{how}"
+    )
+}
+
+/// The note when the attempt went round in circles (the same call again and again).
+fn stalled_note(attempt: u32, restored: &[String], gist: &str) -> String {
+    let files = if restored.is_empty() {
+        "No file was changed.".to_string()
+    } else {
+        format!(
+            "keel has put {} back as {} when the task started.",
+            restored.join(", "),
+            if restored.len() == 1 {
+                "it was"
+            } else {
+                "they were"
+            }
+        )
+    };
+    let gist = gist.trim();
+    let how = if gist.is_empty() {
+        String::new()
+    } else {
+        format!("\n\nHow the tests failed last time:\n{gist}")
+    };
+    format!(
+        "Note from keel: {} went round in circles, making the same call again and again, \
+         and was stopped. {files} Solve the task again from the beginning with a new \
+         solution; do not repeat the earlier approach.{how}",
+        attempts(attempt)
     )
 }
 

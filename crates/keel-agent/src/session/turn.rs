@@ -125,6 +125,8 @@ impl Session {
         let mut require = Require::Nothing;
         // The last reply was empty and was asked again.
         let mut empty_asked = false;
+        // A stall has started the task afresh in this turn.
+        let mut stall_restarted = false;
         let outcome = loop {
             if let Some(message) = self.sink_failure.clone() {
                 self.emit(
@@ -323,17 +325,17 @@ impl Session {
                 best = changes.as_ref().map(|c| c.keep(&root));
             }
             let left = agent.config.max_iterations.saturating_sub(iterations);
-            if self.start_afresh(&mut rut, changes.as_ref(), best.as_ref(), left, sink) {
+            if self.start_afresh(&mut rut, changes.as_ref(), best.as_ref(), left, false, sink) {
                 stall = StallDetector::default();
                 continue;
             }
+            let red =
+                rut.red() || matches!(self.baseline, Some(crate::test_report::Report::Red(_)));
             match verdict {
                 Verdict::Fine => {}
                 Verdict::Warn(mut content) => {
                     // Going round in circles while the tests fail: the way out is a
                     // change to the code, so the next reply must make one.
-                    let red = rut.red()
-                        || matches!(self.baseline, Some(crate::test_report::Report::Red(_)));
                     if wants_work && red && !agent.changing_tools().is_empty() {
                         require = Require::Change;
                         content.push_str(CHANGE_NOW);
@@ -346,7 +348,28 @@ impl Session {
                         },
                     )
                 }
-                Verdict::Stalled => break Outcome::Stalled,
+                Verdict::Stalled => {
+                    // Still in circles after the warning while the tests fail, with room
+                    // left: a new attempt (the circling out of the conversation), once a
+                    // turn, rather than the end. The eval's `change` wrote the same
+                    // unparsable file four times and stopped at iteration 4 of 10.
+                    if wants_work
+                        && red
+                        && !std::mem::replace(&mut stall_restarted, true)
+                        && self.start_afresh(
+                            &mut rut,
+                            changes.as_ref(),
+                            best.as_ref(),
+                            left,
+                            true,
+                            sink,
+                        )
+                    {
+                        stall = StallDetector::default();
+                        continue;
+                    }
+                    break Outcome::Stalled;
+                }
             }
         };
         let changed = changes.map(|c| c.finish(&root)).unwrap_or_default();

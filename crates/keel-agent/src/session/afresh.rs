@@ -118,26 +118,13 @@ fn best_note(
 
 /// What the model is told, with the task, when it starts again.
 fn note(attempt: u32, restored: &[String], gist: &str) -> String {
-    let attempts = attempts(attempt);
-    let files = format!(
-        "keel has put {} back as {} when the task started",
-        restored.join(", "),
-        if restored.len() == 1 {
-            "it was"
-        } else {
-            "they were"
-        }
-    );
-    let gist = gist.trim();
-    let how = if gist.is_empty() {
-        String::new()
-    } else {
-        format!("\n\nHow the tests failed last time:\n{gist}")
-    };
     format!(
-        "Note from keel: {attempts} failed: the tests still failed after its changes. {files}. \
+        "Note from keel: {} failed: the tests still failed after its changes. {} \
          Solve the task again from the beginning with a new solution; do not repeat the \
-         earlier approach.{how}"
+         earlier approach.{}",
+        attempts(attempt),
+        put_back(restored),
+        how_failed(gist)
     )
 }
 
@@ -146,28 +133,38 @@ fn stalled_note(attempt: u32, restored: &[String], gist: &str) -> String {
     let files = if restored.is_empty() {
         "No file was changed.".to_string()
     } else {
-        format!(
-            "keel has put {} back as {} when the task started.",
-            restored.join(", "),
-            if restored.len() == 1 {
-                "it was"
-            } else {
-                "they were"
-            }
-        )
-    };
-    let gist = gist.trim();
-    let how = if gist.is_empty() {
-        String::new()
-    } else {
-        format!("\n\nHow the tests failed last time:\n{gist}")
+        put_back(restored)
     };
     format!(
         "Note from keel: {} went round in circles, making the same call again and again, \
          and was stopped. {files} Solve the task again from the beginning with a new \
-         solution; do not repeat the earlier approach.{how}",
-        attempts(attempt)
+         solution; do not repeat the earlier approach.{}",
+        attempts(attempt),
+        how_failed(gist)
     )
+}
+
+/// "keel has put a.py back as it was when the task started."
+fn put_back(restored: &[String]) -> String {
+    format!(
+        "keel has put {} back as {} when the task started.",
+        restored.join(", "),
+        if restored.len() == 1 {
+            "it was"
+        } else {
+            "they were"
+        }
+    )
+}
+
+/// The last failing run's gist, as the end of a note (nothing when there is none).
+fn how_failed(gist: &str) -> String {
+    let gist = gist.trim();
+    if gist.is_empty() {
+        String::new()
+    } else {
+        format!("\n\nHow the tests failed last time:\n{gist}")
+    }
 }
 
 #[cfg(test)]

@@ -99,13 +99,23 @@ impl Http {
     ) -> Result<reqwest::Response, HttpFailure> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(250);
+        let mut resent = false;
         loop {
-            let response = self
+            let sent = self
                 .authorised(self.client.post(url))
                 .json(body)
                 .send()
-                .await
-                .map_err(|e| HttpFailure::Other(transport_error(url, e)))?;
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                // A kept-alive connection the server closed just as this request went
+                // out on it (no response at all): sent again once, on a new connection.
+                Err(e) if !resent && closed_before_response(&e) => {
+                    resent = true;
+                    continue;
+                }
+                Err(e) => return Err(HttpFailure::Other(transport_error(url, e))),
+            };
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -131,6 +141,12 @@ impl Http {
 pub(crate) enum HttpFailure {
     Status { status: u16, body: String },
     Other(LlmError),
+}
+
+/// Whether the connection closed before any response came (hyper's "incomplete
+/// message"), which a pooled connection the server has just closed gives.
+fn closed_before_response(error: &reqwest::Error) -> bool {
+    error.is_request() && with_causes(error).contains("connection closed before message completed")
 }
 
 /// Whether a failed response means "model still loading, try again".

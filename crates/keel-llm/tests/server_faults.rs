@@ -234,6 +234,29 @@ async fn a_loading_model_is_retried() {
 }
 
 #[tokio::test]
+async fn a_connection_closed_before_the_response_is_tried_again_once() {
+    let server = server().await;
+    server.push("/v1/chat/completions", Reply::close());
+    let body = [chunk(json!({"content": "ready"})), finish("stop")].concat();
+    server.push("/v1/chat/completions", Reply::sse_in_pieces(&body, 100));
+    let client = client(&server, options()).await;
+    let events = collect(&client, request()).await;
+    assert_eq!(text_of(&events), "ready");
+    assert_eq!(server.requests("/v1/chat/completions").len(), 2);
+    // Closed twice in a row: an error naming the URL, not a loop.
+    server.push("/v1/chat/completions", Reply::close());
+    server.push("/v1/chat/completions", Reply::close());
+    let events = collect(&client, request()).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Err(LlmError::Transport { url, .. }) if url.contains("/v1/chat/completions"))),
+        "{events:?}"
+    );
+    assert_eq!(server.requests("/v1/chat/completions").len(), 4);
+}
+
+#[tokio::test]
 async fn connection_refused_names_the_url() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

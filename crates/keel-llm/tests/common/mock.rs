@@ -32,6 +32,16 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// No response: the request is read, then the connection closed (a server that
+    /// closed a kept-alive connection just as the client sent on it).
+    pub fn close() -> Self {
+        Reply {
+            status: 0,
+            content_type: "",
+            parts: Vec::new(),
+        }
+    }
+
     pub fn json(status: u16, body: &str) -> Self {
         Reply {
             status,
@@ -197,6 +207,9 @@ async fn serve(mut socket: TcpStream, shared: Arc<Shared>) {
     let reply = queued
         .or_else(|| shared.fixed.lock().unwrap().get(&path).cloned())
         .unwrap_or_else(|| Reply::json(404, "{\"error\": \"no such route in the mock\"}"));
+    if reply.status == 0 {
+        return;
+    }
     let head = format!(
         "HTTP/1.1 {} X\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
         reply.status, reply.content_type

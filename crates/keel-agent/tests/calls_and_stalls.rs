@@ -102,6 +102,27 @@ async fn run(
     }
 }
 
+/// The task most tests here give: `add` in calc.py subtracts; the check greps for the fix.
+async fn fix_add(replies: &[String], protocol: ToolProtocol) -> Run {
+    run(
+        replies,
+        protocol,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        Some("grep -q 'a + b' calc.py"),
+        "Fix add in calc.py",
+    )
+    .await
+}
+
+/// The call that fixes `add`, in `protocol`'s form.
+fn the_fix(protocol: ToolProtocol) -> String {
+    calls::render_call(
+        protocol,
+        "edit",
+        &json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
+    )
+}
+
 fn hermes(name: &str, args: Value) -> String {
     calls::render_call(ToolProtocol::Hermes, name, &args)
 }
@@ -174,20 +195,10 @@ async fn every_accepted_form_becomes_a_call_and_the_history_shows_the_canonical_
 async fn a_prose_done_before_any_work_is_asked_again() {
     let replies = [
         "I fixed the function and ran the tests again. The test passed.".to_string(),
-        xml(
-            "edit",
-            json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
-        ),
+        the_fix(ToolProtocol::Xml),
         "Fixed: add now adds.".to_string(),
     ];
-    let run = run(
-        &replies,
-        ToolProtocol::Xml,
-        &[("calc.py", "def add(a, b):\n    return a - b\n")],
-        Some("grep -q 'a + b' calc.py"),
-        "Fix add in calc.py",
-    )
-    .await;
+    let run = fix_add(&replies, ToolProtocol::Xml).await;
     // The file was never read: the edit needs no read, the claim was refused once.
     assert_eq!(run.feedback(FeedbackReason::NoAction).len(), 1);
     assert_eq!(
@@ -297,20 +308,10 @@ async fn a_reply_that_goes_round_in_a_loop_is_stopped_and_asked_again() {
     );
     let replies = [
         looping,
-        hermes(
-            "edit",
-            json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
-        ),
+        the_fix(ToolProtocol::Hermes),
         "Fixed: add now adds.".to_string(),
     ];
-    let run = run(
-        &replies,
-        ToolProtocol::Hermes,
-        &[("calc.py", "def add(a, b):\n    return a - b\n")],
-        Some("grep -q 'a + b' calc.py"),
-        "Fix add in calc.py",
-    )
-    .await;
+    let run = fix_add(&replies, ToolProtocol::Hermes).await;
     let looped = run.feedback(FeedbackReason::Looped);
     assert_eq!(looped.len(), 1);
     assert!(looped[0].contains("`| tr -d ' '`"), "{}", looped[0]);
@@ -341,19 +342,9 @@ async fn a_stall_while_the_tests_fail_starts_the_task_afresh_once() {
         json!({"path": "calc.py", "content": "def add(a, b):\n    raise ValueError('can't add')\n"}),
     );
     let mut replies = vec![broken.clone(); 4];
-    replies.push(hermes(
-        "edit",
-        json!({"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}),
-    ));
+    replies.push(the_fix(ToolProtocol::Hermes));
     replies.push("Fixed: add now adds.".to_string());
-    let run = run(
-        &replies,
-        ToolProtocol::Hermes,
-        &[("calc.py", "def add(a, b):\n    return a - b\n")],
-        Some("grep -q 'a + b' calc.py"),
-        "Fix add in calc.py",
-    )
-    .await;
+    let run = fix_add(&replies, ToolProtocol::Hermes).await;
     assert_eq!(run.feedback(FeedbackReason::Stall).len(), 1);
     let fresh = run.feedback(FeedbackReason::FreshStart);
     assert_eq!(fresh.len(), 1, "{:?}", run.events());
@@ -374,20 +365,9 @@ async fn a_stall_while_the_tests_fail_starts_the_task_afresh_once() {
     );
 
     // Circling again after the new start: the end.
-    let run = run_again(&vec![broken; 9]).await;
+    let run = fix_add(&vec![broken; 9], ToolProtocol::Hermes).await;
     assert_eq!(run.feedback(FeedbackReason::FreshStart).len(), 1);
     assert_eq!(run.summary.outcome, Outcome::Stalled);
-}
-
-async fn run_again(replies: &[String]) -> Run {
-    run(
-        replies,
-        ToolProtocol::Hermes,
-        &[("calc.py", "def add(a, b):\n    return a - b\n")],
-        Some("grep -q 'a + b' calc.py"),
-        "Fix add in calc.py",
-    )
-    .await
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_protocol::Event;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -58,6 +58,27 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Runs `step` again while another connection holds the lock, up to [`BUSY_TIMEOUT`].
+///
+/// The busy timeout covers ordinary waits, but SQLite answers `SQLITE_BUSY` at once,
+/// without calling the busy handler, where waiting could deadlock: two processes
+/// opening a new database both hold a shared lock and both want to switch it to WAL
+/// (or create the schema). One of them must let go and start the step again.
+fn while_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = Instant::now();
+    loop {
+        match step() {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -81,13 +102,13 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
         // Reading the journal mode is the first real access: a file that is not a
         // database fails here.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(classify)?;
+        let _mode: String =
+            while_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+                .map_err(classify)?;
         // WAL with synchronous=NORMAL: a killed process loses no committed event.
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(classify)?;
-        if let Some(found) = schema::migrate(&mut conn).map_err(classify)? {
+        if let Some(found) = while_busy(|| schema::migrate(&mut conn)).map_err(classify)? {
             return Err(StoreError::TooNew {
                 path: path.to_path_buf(),
                 found,

@@ -5,8 +5,10 @@
 //! has been done yet: it asks again with a call required. A message asks for work when
 //! one of its sentences is a request for change — it starts with a verb of change (fix,
 //! add, implement, make, write, update, refactor, remove, rename, run, …), or with
-//! "please", "can you", "I need you to" and has one; anything else — "what does this project do?",
-//! "where is auth handled?" — is a question, and a prose answer ends the turn.
+//! "please", "can you", "I need you to" and has one, or joins one to another step
+//! ("Find the code responsible and fix it"); anything else — "what does this project
+//! do?", "where is auth handled?", "how do I find and fix leaks?" — is a question, and a
+//! prose answer ends the turn.
 
 const WORK_VERBS: &[&str] = &[
     "add",
@@ -52,6 +54,16 @@ const REQUEST_OPENERS: &[&str] = &[
     "and", "so", "just",
 ];
 
+/// Words that open a question: such a sentence asks, whatever verbs follow.
+const QUESTION_OPENERS: &[&str] = &[
+    "what", "where", "which", "who", "whom", "whose", "why", "how", "when", "is", "are", "was",
+    "were", "does", "do", "did", "has", "have", "explain", "describe", "show", "tell",
+];
+
+/// Words that join a step of change to another one: "find it and fix it", "read the
+/// tests, then update the code".
+const JOINERS: &[&str] = &["and", "then"];
+
 fn is_work_verb(word: &str) -> bool {
     WORK_VERBS.iter().any(|verb| {
         word == *verb
@@ -63,7 +75,8 @@ fn is_work_verb(word: &str) -> bool {
 
 /// Whether `message` asks the agent to change something (see the module comment): one
 /// of its sentences starts with a verb of change ("Fix the test"), or with a request
-/// opener and has one later ("Can you add a test?", "I need you to fix it").
+/// opener and has one later ("Can you add a test?", "I need you to fix it"), or, not
+/// being a question, joins one to another step ("Find the bug and fix it").
 pub(crate) fn asks_for_work(message: &str) -> bool {
     message
         .split(['.', '?', '!', '\n', ':', ';'])
@@ -78,7 +91,13 @@ pub(crate) fn asks_for_work(message: &str) -> bool {
                 Some(first) if REQUEST_OPENERS.contains(&first.as_str()) => {
                     words[1..].iter().any(|w| is_work_verb(w))
                 }
-                _ => false,
+                Some(first) if QUESTION_OPENERS.contains(&first.as_str()) => false,
+                // The joined verb in its bare form, as an imperative has it: "and fix
+                // it", not the statement "reads the file and writes the cache".
+                Some(_) => words.windows(2).any(|pair| {
+                    JOINERS.contains(&pair[0].as_str()) && WORK_VERBS.contains(&pair[1].as_str())
+                }),
+                None => false,
             }
         })
 }
@@ -97,6 +116,8 @@ mod tests {
             "Refactor parse() so it handles tabs",
             "I need you to update the docs.",
             "The tests fail. Please repair them",
+            "Invoices show names as `LOVELACE ada`; they must read `Ada Lovelace`. Find the code responsible and fix it.",
+            "Look at the failing assertion, then update the parser",
         ] {
             assert!(asks_for_work(task), "{task}");
         }
@@ -112,6 +133,11 @@ mod tests {
             "Is the prefix stable?",
             "Why does the build fail?",
             "How is the file written to disk?",
+            "How do I find and fix memory leaks?",
+            "Explain where the token is read and then written",
+            "Find where the cache is invalidated and show me",
+            "Orders of exactly 100.00 are charged and shipped late",
+            "The parser reads the file and writes the cache",
         ] {
             assert!(!asks_for_work(question), "{question}");
         }

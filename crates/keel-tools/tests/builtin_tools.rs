@@ -265,6 +265,49 @@ async fn edit_replaces_one_exact_occurrence() {
     );
 }
 
+/// A small model that cannot match old_string rewrites the file instead: the failed
+/// edit showed it the whole file, so the write is no blind overwrite (the find-the-code
+/// eval's `customer-names` ended `stalled` on that refusal).
+#[tokio::test]
+async fn a_failed_edit_that_showed_the_whole_file_counts_as_reading_it() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.path("names.py"),
+        "def name(first, last):\n    return f\"{last} {first}\"\n",
+    )
+    .unwrap();
+    let message = f
+        .err(
+            "edit",
+            json!({"path": "names.py", "old_string": "LOVELACE ada", "new_string": "Ada Lovelace"}),
+        )
+        .await;
+    assert!(message.contains("The whole file now:"), "{message}");
+    assert!(
+        message.contains("     2\t    return f\"{last} {first}\""),
+        "{message}"
+    );
+    let out = f
+        .ok("write", json!({"path": "names.py", "content": "def name(first, last):\n    return f\"{first} {last}\"\n"}))
+        .await;
+    assert!(out.starts_with("overwrote"), "{out}");
+
+    // A file too long to show whole is still refused until it is read.
+    let long: String = (0..400).map(|i| format!("x{i} = {i}\n")).collect();
+    std::fs::write(f.path("long.py"), &long).unwrap();
+    let message = f
+        .err(
+            "edit",
+            json!({"path": "long.py", "old_string": "y = 1", "new_string": "y = 2"}),
+        )
+        .await;
+    assert!(!message.contains("The whole file now:"), "{message}");
+    let message = f
+        .err("write", json!({"path": "long.py", "content": "x = 1\n"}))
+        .await;
+    assert!(message.contains("has not been read"), "{message}");
+}
+
 #[tokio::test]
 async fn edit_explains_missing_and_repeated_matches() {
     let f = Fixture::new();

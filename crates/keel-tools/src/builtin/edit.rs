@@ -97,7 +97,13 @@ impl TypedTool for Edit {
                     )));
                 }
                 Tolerant::None => {
-                    return Err(ToolError::Failed(no_match_message(&content, &old, &shown)));
+                    let (message, whole) = no_match_message(&content, &old, &shown);
+                    if whole {
+                        // The model has now seen all of it: a rewrite with `write` is
+                        // no blind overwrite.
+                        ctx.mark_read(&path);
+                    }
+                    return Err(ToolError::Failed(message));
                 }
             },
         };
@@ -266,14 +272,16 @@ fn numbered(content: &str, first: usize, last: usize) -> String {
     out
 }
 
-fn no_match_message(content: &str, old: &str, shown: &str) -> String {
+/// Why `old` matched nothing, with the closest lines (the whole file when it is small),
+/// and whether the whole file was shown.
+fn no_match_message(content: &str, old: &str, shown: &str) -> (String, bool) {
     let mut message = format!("no match for old_string in {shown}");
     let old_lines: Vec<&str> = old.trim_end().lines().collect();
     let file_lines: Vec<&str> = content.lines().collect();
     let k = old_lines.len().max(1);
     if file_lines.is_empty() || file_lines.len() > SUGGEST_MAX_LINES {
         message.push_str("; read the file and copy old_string exactly");
-        return message;
+        return (message, false);
     }
     let windows = file_lines.len().saturating_sub(k) + 1;
     let best = (0..windows)
@@ -290,32 +298,35 @@ fn no_match_message(content: &str, old: &str, shown: &str) -> String {
                 .sum();
             (i, score)
         })
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
-    match best {
-        Some((i, score)) if score > 0.0 => {
-            let last = (i + k).min(file_lines.len());
-            if file_lines.len() <= WHOLE_FILE_LINES {
-                // A small file whole: the model copies old_string from what it sees.
-                let _ = write!(
-                    message,
-                    "; the closest lines are {}-{}. The whole file now:\n{}Copy old_string exactly from these lines.",
-                    i + 1,
-                    last,
-                    numbered(content, 1, file_lines.len())
-                );
-            } else {
-                let _ = write!(
-                    message,
-                    "; the closest lines are {}-{}:\n{}Copy old_string exactly from the file (read it again if unsure).",
-                    i + 1,
-                    last,
-                    numbered(content, i + 1, last)
-                );
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .filter(|(_, score)| *score > 0.0);
+    let closest = best.map(|(i, _)| (i + 1, (i + k).min(file_lines.len())));
+    if file_lines.len() <= WHOLE_FILE_LINES {
+        // A small file whole: the model copies old_string from what it sees.
+        match closest {
+            Some((first, last)) => {
+                let _ = write!(message, "; the closest lines are {first}-{last}.");
             }
+            None => message.push_str("; nothing in the file resembles it."),
         }
-        _ => message.push_str(
+        let _ = write!(
+            message,
+            " The whole file now:\n{}Copy old_string exactly from these lines.",
+            numbered(content, 1, file_lines.len())
+        );
+        return (message, true);
+    }
+    match closest {
+        Some((first, last)) => {
+            let _ = write!(
+                message,
+                "; the closest lines are {first}-{last}:\n{}Copy old_string exactly from the file (read it again if unsure).",
+                numbered(content, first, last)
+            );
+        }
+        None => message.push_str(
             "; nothing in the file resembles it. Read the file and copy old_string exactly",
         ),
     }
-    message
+    (message, false)
 }

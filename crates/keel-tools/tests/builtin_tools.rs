@@ -218,17 +218,31 @@ async fn write_creates_parents_and_refuses_blind_overwrites() {
         "x = 1\n"
     );
 
+    // A small file not read: refused, and shown, so the next write may go ahead.
     let message = f
         .err("write", json!({"path": "src/app.py", "content": "oops"}))
         .await;
-    assert!(message.contains("has not been read"), "{message}");
+    assert!(message.contains("had not been read"), "{message}");
+    assert!(message.contains("     1\tdef add(a, b):"), "{message}");
     assert!(
         std::fs::read_to_string(f.path("src/app.py"))
             .unwrap()
             .contains("def add")
     );
+    // A big one: refused until it is read.
+    let big: String = (0..100).map(|i| format!("x{i} = {i}\n")).collect();
+    std::fs::write(f.path("big.py"), &big).unwrap();
+    let message = f
+        .err("write", json!({"path": "big.py", "content": "x = 1\n"}))
+        .await;
+    assert!(
+        message.contains("has not been read") && !message.contains("x99"),
+        "{message}"
+    );
+    f.ok("read", json!({"path": "big.py"})).await;
+    f.ok("write", json!({"path": "big.py", "content": "x = 1\n"}))
+        .await;
 
-    f.ok("read", json!({"path": "src/app.py"})).await;
     let out = f
         .ok("write", json!({"path": "src/app.py", "content": "new\n"}))
         .await;

@@ -9,13 +9,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::read_text;
+use super::{WHOLE_FILE_LINES, numbered, read_text};
 use crate::{ToolContext, ToolError, TypedTool};
 
 pub(crate) struct Edit;
 
-/// Files up to this many lines are shown whole when old_string does not match.
-const WHOLE_FILE_LINES: usize = 60;
 /// Files with more lines than this get no "closest lines" suggestion (it costs).
 const SUGGEST_MAX_LINES: usize = 20_000;
 
@@ -257,19 +255,6 @@ fn reindent_text(text: &str, from: &str, to: &str) -> String {
 /// 1-based line number of a byte offset.
 fn line_of(content: &str, offset: usize) -> usize {
     content[..offset.min(content.len())].matches('\n').count() + 1
-}
-
-fn numbered(content: &str, first: usize, last: usize) -> String {
-    let mut out = String::new();
-    for (i, line) in content
-        .lines()
-        .enumerate()
-        .skip(first - 1)
-        .take(last + 1 - first)
-    {
-        let _ = writeln!(out, "{:>6}\t{}", i + 1, line);
-    }
-    out
 }
 
 /// Why `old` matched nothing, with the closest lines (the whole file when it is small),

@@ -1,5 +1,6 @@
 //! The built-in tools. [`all`] is the one place that lists them.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::{Tool, typed};
@@ -127,4 +128,23 @@ pub(crate) fn read_text(
             "{shown} is not a UTF-8 text file; change it with bash instead"
         ))
     })
+}
+
+/// Files up to this many lines are shown whole where a call failed on them (an edit's
+/// old_string that matched nothing, a write over a file not read): the model sees what
+/// is there, and the file counts as read.
+pub(crate) const WHOLE_FILE_LINES: usize = 60;
+
+/// Lines `first..=last` (1-based) of `content`, each with its number, as `read` shows them.
+pub(crate) fn numbered(content: &str, first: usize, last: usize) -> String {
+    let mut out = String::new();
+    for (i, line) in content
+        .lines()
+        .enumerate()
+        .skip(first - 1)
+        .take(last + 1 - first)
+    {
+        let _ = writeln!(out, "{:>6}\t{}", i + 1, line);
+    }
+    out
 }

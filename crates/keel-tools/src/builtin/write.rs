@@ -3,6 +3,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use super::{WHOLE_FILE_LINES, numbered};
 use crate::{ToolContext, ToolError, TypedTool};
 
 pub(crate) struct Write;
@@ -43,9 +44,23 @@ impl TypedTool for Write {
             Err(_) => false,
         };
         if existed && !ctx.was_read(&path) {
-            return Err(ToolError::Refused(format!(
-                "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
-            )));
+            // A small file is shown in the refusal, and so is read: a small model told
+            // to read first often writes blind again instead.
+            let small = super::read_text(ctx, &path)
+                .ok()
+                .filter(|text| text.lines().count() <= WHOLE_FILE_LINES);
+            return Err(ToolError::Refused(match small {
+                Some(text) => {
+                    ctx.mark_read(&path);
+                    format!(
+                        "refused: {shown} already exists and had not been read in this session, so this write could lose what it holds. It holds now:\n{}Write it again, starting from this content, or change part of it with edit.",
+                        numbered(&text, 1, text.lines().count().max(1))
+                    )
+                }
+                None => format!(
+                    "refused: {shown} already exists and has not been read in this session; read it first, or change part of it with edit"
+                ),
+            }));
         }
         let before = if existed {
             super::read_text(ctx, &path).ok()

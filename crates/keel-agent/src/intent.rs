@@ -5,8 +5,9 @@
 //! has been done yet: it asks again with a call required. A message asks for work when
 //! one of its sentences is a request for change — it starts with a verb of change (fix,
 //! add, implement, make, write, update, refactor, remove, rename, run, …), or with
-//! "please", "can you", "I need you to" and has one, or joins one to another step
-//! ("Find the code responsible and fix it"); anything else — "what does this project
+//! "please", "can you", "I need you to" and has one, or with "use", "try", "help", "go"
+//! and has one in its bare form ("Use the above instructions to modify the files"), or
+//! joins one to another step ("Find the code responsible and fix it"); anything else — "what does this project
 //! do?", "where is auth handled?", "how do I find and fix leaks?" — is a question, and a
 //! prose answer ends the turn.
 
@@ -54,6 +55,11 @@ const REQUEST_OPENERS: &[&str] = &[
     "and", "so", "just",
 ];
 
+/// Imperatives that put a bare verb of change after them: "Use the above instructions to
+/// modify the supplied files" (Aider's benchmark request), "try to fix it", "help me
+/// write a test", "go ahead and add it".
+const LEADING_IMPERATIVES: &[&str] = &["use", "try", "help", "go"];
+
 /// Words that open a question: such a sentence asks, whatever verbs follow.
 const QUESTION_OPENERS: &[&str] = &[
     "what", "where", "which", "who", "whom", "whose", "why", "how", "when", "is", "are", "was",
@@ -92,6 +98,9 @@ pub(crate) fn asks_for_work(message: &str) -> bool {
                     words[1..].iter().any(|w| is_work_verb(w))
                 }
                 Some(first) if QUESTION_OPENERS.contains(&first.as_str()) => false,
+                Some(first) if LEADING_IMPERATIVES.contains(&first.as_str()) => {
+                    words[1..].iter().any(|w| WORK_VERBS.contains(&w.as_str()))
+                }
                 // The joined verb in its bare form, as an imperative has it: "and fix
                 // it", not the statement "reads the file and writes the cache".
                 Some(_) => words.windows(2).any(|pair| {
@@ -118,6 +127,8 @@ mod tests {
             "The tests fail. Please repair them",
             "Invoices show names as `LOVELACE ada`; they must read `Ada Lovelace`. Find the code responsible and fix it.",
             "Look at the failing assertion, then update the parser",
+            "Use the above instructions to modify the supplied files: flatten_array.py. Don't change the names of existing functions or classes.",
+            "Try to fix the flaky test",
         ] {
             assert!(asks_for_work(task), "{task}");
         }
@@ -138,6 +149,7 @@ mod tests {
             "Find where the cache is invalidated and show me",
             "Orders of exactly 100.00 are charged and shipped late",
             "The parser reads the file and writes the cache",
+            "Use of the cache: where is it updated?",
         ] {
             assert!(!asks_for_work(question), "{question}");
         }

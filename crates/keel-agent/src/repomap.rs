@@ -30,6 +30,22 @@ pub(crate) fn focus(task: &str, named_files: &[String]) -> Focus {
     }
 }
 
+/// The files of `root` that `text` names by relative path — in test output, where the
+/// failures are: `tests/test_names.py:5: AssertionError`, `FAILED tests/test_x.py::test_y`.
+pub(crate) fn paths_in(root: &Path, text: &str) -> Vec<String> {
+    let mut paths: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || "`'\"()[]<>,;".contains(c))
+        .filter_map(|word| word.split(':').next())
+        .map(|word| word.trim_end_matches('.'))
+        .filter(|word| word.contains('.') && !word.starts_with('/') && !word.contains(".."))
+        .filter(|word| root.join(word).is_file())
+        .map(String::from)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 /// The context section: the map of `root` for `focus`, refreshed through the cache in
 /// `cache_dir` (when given). Empty when the project has no source files keel can map.
 pub(crate) fn section(
@@ -61,6 +77,16 @@ mod tests {
         assert_eq!(budget(Some(4096)), 1024);
         assert_eq!(budget(Some(16384)), 2048);
         assert_eq!(budget(Some(131072)), 4096);
+    }
+
+    #[test]
+    fn test_output_names_the_files_that_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+        std::fs::write(dir.path().join("tests/test_names.py"), "").unwrap();
+        std::fs::write(dir.path().join("names.py"), "").unwrap();
+        let output = "    def test_display_name():\n>       assert display_name(\"ada\") == \"Ada\"\nE       AssertionError\n\ntests/test_names.py:5: AssertionError\nFAILED tests/test_names.py::test_display_name - assert\nsee /etc/passwd and ../names.py and gone.py.\n";
+        assert_eq!(paths_in(dir.path(), output), ["tests/test_names.py"]);
     }
 
     #[test]

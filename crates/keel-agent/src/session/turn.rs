@@ -72,12 +72,22 @@ impl Session {
                 }
             }
             content.push_str(&named_section(&named));
+            // The tests first: their failures tell the map where to look.
+            self.start_baseline(agent);
+            let baseline = if asks_for_work(message) {
+                self.baseline_context().await
+            } else {
+                String::new()
+            };
             if agent.config.repo_map && shown.is_empty() {
-                let paths: Vec<String> = named.iter().map(|(p, _)| p.clone()).collect();
+                // Ranked towards the files the task names and the failing tests (their
+                // file uses the code that fails) and the names both mention.
+                let mut paths: Vec<String> = named.iter().map(|(p, _)| p.clone()).collect();
+                paths.extend(crate::repomap::paths_in(&root, &baseline));
                 content.push_str(&crate::repomap::section(
                     &root,
                     agent.config.map_cache_dir.as_ref(),
-                    &crate::repomap::focus(message, &paths),
+                    &crate::repomap::focus(&format!("{message}\n{baseline}"), &paths),
                     crate::repomap::budget(agent.model.info().context_window),
                 ));
             }
@@ -85,10 +95,7 @@ impl Session {
                 let skills = crate::skills::discover(&root, &agent.config.skill_dirs);
                 content.push_str(&crate::skills::context_section(&skills));
             }
-            self.start_baseline(agent);
-            if asks_for_work(message) {
-                content.push_str(&self.baseline_context().await);
-            }
+            content.push_str(&baseline);
             if let Some(store) = &agent.memory {
                 content.push_str(&context_section(store, &root, message, &self.id));
             }

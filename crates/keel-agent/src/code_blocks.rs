@@ -4,7 +4,8 @@
 //! and then nothing happens, because no tool was called. When a block names a file of
 //! the workspace, or defines the same top-level functions and classes as exactly one
 //! file, keel reads it as a `write` of that file: the whole file when the block covers
-//! all its definitions, else the file with those definitions replaced. The reply is
+//! all its definitions, constants and imports, else the file with those definitions
+//! replaced. The reply is
 //! then stored with the call in the canonical form, so the model sees how to call next
 //! time.
 
@@ -207,7 +208,15 @@ fn apply(current: &str, body: &str, named: bool, path: &str) -> Option<String> {
     }
     let file_names = top_level_names(current);
     let block_names = top_level_names(body);
-    if file_names.is_subset(&block_names) && (named || !block_names.is_empty()) {
+    // A block of definitions that leaves out the file's constants or imports is not the
+    // whole file, however many functions it has: the 1.5B rewrote `shipping_cost` with
+    // the map's view of the module and lost `BASE_RATE` and `PER_KG` (NameError).
+    let keeps_the_rest = top_level_bindings(current).is_subset(&top_level_bindings(body))
+        && import_lines(current).is_subset(&import_lines(body));
+    if file_names.is_subset(&block_names)
+        && (named || !block_names.is_empty())
+        && (keeps_the_rest || block_names.is_empty())
+    {
         return Some(whole);
     }
     if block_names.is_empty() {
@@ -322,6 +331,35 @@ fn top_level_names(text: &str) -> BTreeSet<String> {
     text.lines().filter_map(definition_name).collect()
 }
 
+/// `NAME = …` and `NAME: type = …` at column 0: the module's constants and globals.
+fn top_level_bindings(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            let rest = line[name.len()..].trim_start();
+            let rest = match rest.strip_prefix(':') {
+                Some(annotated) => &annotated[annotated.find('=')?..],
+                None => rest,
+            };
+            (rest.starts_with('=') && !rest.starts_with("==")).then_some(name)
+        })
+        .collect()
+}
+
+/// The file's `import …` and `from … import …` lines at column 0.
+fn import_lines(text: &str) -> BTreeSet<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("import ") || l.starts_with("from "))
+        .map(str::trim_end)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +407,26 @@ mod tests {
         assert_eq!(
             found[0].content,
             "import re\nimport math\n\n\ndef one():\n    return 1\n\n\ndef two():\n    return 2\n\n\nclass Three:\n    x = 3\n\ndef four():\n    return 4\n"
+        );
+    }
+
+    #[test]
+    fn a_block_without_the_files_constants_and_imports_replaces_only_its_definitions() {
+        let file = "\"\"\"Shipping rates.\"\"\"\n\nfrom shop.zones import zone_factor\n\nFREE_FROM = 100.0\nBASE_RATE: float = 4.90\n\n\ndef shipping_cost(subtotal):\n    if subtotal > FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n";
+        let dir = workspace(&[("shop/rates.py", file)]);
+        let reply = "Here's the fix:\n```python\nclass ShippingRecord:\n    pass\n\n\ndef shipping_cost(subtotal):\n    if subtotal >= FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n```";
+        let (found, _) = edits(dir.path(), reply);
+        assert_eq!(
+            found[0].content,
+            "\"\"\"Shipping rates.\"\"\"\n\nfrom shop.zones import zone_factor\n\nFREE_FROM = 100.0\nBASE_RATE: float = 4.90\n\n\ndef shipping_cost(subtotal):\n    if subtotal >= FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n\nclass ShippingRecord:\n    pass\n\n\n"
+        );
+        // With them, the block is the whole file.
+        let whole = "from shop.zones import zone_factor\n\nFREE_FROM = 100\nBASE_RATE: float = 5.0\n\ndef shipping_cost(subtotal):\n    return 0.0\n";
+        let (found, _) = edits(dir.path(), &format!("```python\n{whole}```"));
+        assert_eq!(found[0].content, whole);
+        assert_eq!(
+            top_level_bindings("A = 1\nB: int = 2\nC == 3\nif x:\n    D = 4\n_e=5\nf(x=1)\n"),
+            ["A", "B", "_e"].into_iter().map(String::from).collect()
         );
     }
 

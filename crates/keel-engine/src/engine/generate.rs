@@ -364,11 +364,70 @@ fn is_fence_opener(bytes: &[u8]) -> bool {
 
 /// Whether `piece` opens a JSON object at the very start of the reply (after nothing
 /// but whitespace, or a ```json / ```tool_call fence line).
+/// Whether `piece` opens a JSON call: a `{` at the start of the reply, after a fence
+/// opener, or after nothing but bare tags — the 1.5B echoed the prompt's `<tools>` list
+/// as `<tools>\n\n</tools>\n\n` and then wrote its call as bare JSON, unconstrained, with
+/// the tool's schema as its arguments.
 fn opens_json_call(before: &[u8], piece: &[u8]) -> bool {
     let trimmed = before.trim_ascii();
-    let at_start = trimmed.is_empty()
+    let at_start = only_tags(trimmed)
         || (matches!(trimmed, b"```json" | b"```tool_call" | b"```") && before.ends_with(b"\n"));
     at_start && piece.trim_ascii_start().starts_with(b"{")
+}
+
+/// Whether `text` is empty or only tags like `<tools>` and `</tools>`, with whitespace.
+fn only_tags(mut text: &[u8]) -> bool {
+    loop {
+        text = text.trim_ascii_start();
+        let Some(rest) = text.strip_prefix(b"<") else {
+            return text.is_empty();
+        };
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        let name = rest
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        match rest.get(name) {
+            Some(b'>') if name > 0 => text = &rest[name + 1..],
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opens_json_call;
+
+    #[test]
+    fn a_json_call_opens_at_the_start_after_a_fence_or_after_bare_tags() {
+        for before in [
+            &b""[..],
+            b"\n",
+            b"```json\n",
+            b"<tools>\n\n</tools>\n\n",
+            b"<tool_calls>\n",
+        ] {
+            assert!(
+                opens_json_call(before, b"{\""),
+                "{:?}",
+                String::from_utf8_lossy(before)
+            );
+        }
+        for before in [
+            &b"Here is the config: "[..],
+            b"<tools> list\n",
+            b"<a href=x>\n",
+            b"```json",
+            b"<>\n",
+        ] {
+            assert!(
+                !opens_json_call(before, b"{\""),
+                "{:?}",
+                String::from_utf8_lossy(before)
+            );
+        }
+        assert!(!opens_json_call(b"<tools>\n", b"text"));
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -394,42 +394,6 @@ fn only_tags(mut text: &[u8]) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::opens_json_call;
-
-    #[test]
-    fn a_json_call_opens_at_the_start_after_a_fence_or_after_bare_tags() {
-        for before in [
-            &b""[..],
-            b"\n",
-            b"```json\n",
-            b"<tools>\n\n</tools>\n\n",
-            b"<tool_calls>\n",
-        ] {
-            assert!(
-                opens_json_call(before, b"{\""),
-                "{:?}",
-                String::from_utf8_lossy(before)
-            );
-        }
-        for before in [
-            &b"Here is the config: "[..],
-            b"<tools> list\n",
-            b"<a href=x>\n",
-            b"```json",
-            b"<>\n",
-        ] {
-            assert!(
-                !opens_json_call(before, b"{\""),
-                "{:?}",
-                String::from_utf8_lossy(before)
-            );
-        }
-        assert!(!opens_json_call(b"<tools>\n", b"text"));
-    }
-}
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -465,4 +429,29 @@ fn prompt_seed(prompt: &[LlamaToken]) -> u32 {
         }
     }
     hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opens_json_call;
+
+    #[test]
+    fn a_json_call_opens_at_the_start_after_a_fence_or_after_bare_tags() {
+        for (before, opens) in [
+            (&b""[..], true),
+            (b"\n", true),
+            (b"```json\n", true),
+            (b"<tools>\n\n</tools>\n\n", true),
+            (b"<tool_calls>\n", true),
+            (b"Here is the config: ", false),
+            (b"<tools> list\n", false),
+            (b"<a href=x>\n", false),
+            (b"```json", false),
+            (b"<>\n", false),
+        ] {
+            let text = String::from_utf8_lossy(before);
+            assert_eq!(opens_json_call(before, b"{\""), opens, "{text:?}");
+        }
+        assert!(!opens_json_call(b"<tools>\n", b"text"));
+    }
 }

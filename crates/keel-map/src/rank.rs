@@ -15,6 +15,8 @@ const DAMPING: f64 = 0.85;
 /// which of them a file needs, and would add users × definers edges: it is left out.
 const MAX_DEFINERS: usize = 20;
 const ITERATIONS: usize = 40;
+/// With a focus, definitions scoring under this share of the best one are left out.
+const FOCUSED_CUT: f64 = 1e-4;
 /// The total change of a round under which the ranks count as settled: below what 40
 /// rounds from the start leave (0.85^40 of the first round's change).
 const SETTLED: f64 = 1e-4;
@@ -203,6 +205,16 @@ pub(crate) fn ranked(
         scored.truncate(top);
     }
     scored.sort_by(order);
+    // With a focus, what no rank flows to is noise: in the find-the-code eval the map of
+    // a bug report focused on its failing test showed the two functions at fault and
+    // then 2k tokens of unrelated modules in path order, all scoring 0, and the 1.5B
+    // fixed fewer tasks with that map than with none. Without a focus the map is an
+    // overview and fills its budget.
+    if !focused.is_empty()
+        && let Some(best) = scored.first().map(|d| d.3)
+    {
+        scored.retain(|d| d.3 >= best * FOCUSED_CUT);
+    }
     let best = scored
         .into_iter()
         .map(|(slot, index, _, score)| (slot, index, score))
@@ -262,9 +274,10 @@ mod tests {
             .collect();
         assert_eq!(order[0], ("billing.py", "compute_total"));
         assert_eq!(order[1], ("util.py", "helper"));
-        // The focus file's own definitions come after what it uses.
-        let main = order.iter().position(|o| *o == ("app.py", "main"));
-        assert!(main > Some(1), "{order:?}");
+        // The focus file's own definitions (the model has the file) and what no rank
+        // reaches are left out.
+        assert!(!order.contains(&("app.py", "main")), "{order:?}");
+        assert!(!order.contains(&("other.py", "lonely")), "{order:?}");
         // A name the task mentions lifts its definition.
         let focus = Focus {
             files: vec![],

@@ -813,7 +813,7 @@ fn a_slow_baseline_runs_in_the_background_and_still_counts() {
     let (output, events) = run_json(
         &env,
         &script,
-        &["--test-command", "sleep 3; python3 -m pytest -q"],
+        &["--test-command", "sleep 7; python3 -m pytest -q"],
         "Fix add in calc.py",
     );
     assert_eq!(

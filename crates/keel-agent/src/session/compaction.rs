@@ -166,7 +166,10 @@ impl Session {
         request.max_tokens = Some(SUMMARY_TOKENS.min(window / 10));
         let stream = agent.model.stream(request);
         let streamed = stream::read(stream, Instant::now(), cancel, |_| {}).await;
-        if streamed.cancelled || streamed.failure.is_some() || streamed.looped.is_some() {
+        // A summary that went round in a loop keeps what it said before the loop (the
+        // stream is cut after the first copy of the piece): the 0.5B listing 24 notes
+        // one line each is a summary until it starts over.
+        if streamed.cancelled || streamed.failure.is_some() {
             return None;
         }
         compact::usable_summary(&streamed.text, compact::summary_bytes(window))

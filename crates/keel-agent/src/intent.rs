@@ -70,6 +70,11 @@ const QUESTION_OPENERS: &[&str] = &[
 /// tests, then update the code".
 const JOINERS: &[&str] = &["and", "then"];
 
+/// A verb of change in its bare form, as an imperative has it ("fix", not "fixes").
+fn is_bare_work_verb(word: &str) -> bool {
+    WORK_VERBS.contains(&word)
+}
+
 fn is_work_verb(word: &str) -> bool {
     WORK_VERBS.iter().any(|verb| {
         word == *verb
@@ -99,13 +104,13 @@ pub(crate) fn asks_for_work(message: &str) -> bool {
                 }
                 Some(first) if QUESTION_OPENERS.contains(&first.as_str()) => false,
                 Some(first) if LEADING_IMPERATIVES.contains(&first.as_str()) => {
-                    words[1..].iter().any(|w| WORK_VERBS.contains(&w.as_str()))
+                    words[1..].iter().any(|w| is_bare_work_verb(w))
                 }
                 // The joined verb in its bare form, as an imperative has it: "and fix
                 // it", not the statement "reads the file and writes the cache".
-                Some(_) => words.windows(2).any(|pair| {
-                    JOINERS.contains(&pair[0].as_str()) && WORK_VERBS.contains(&pair[1].as_str())
-                }),
+                Some(_) => words
+                    .windows(2)
+                    .any(|pair| JOINERS.contains(&pair[0].as_str()) && is_bare_work_verb(&pair[1])),
                 None => false,
             }
         })

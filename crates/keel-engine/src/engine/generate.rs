@@ -369,10 +369,14 @@ fn is_fence_opener(bytes: &[u8]) -> bool {
 /// as `<tools>\n\n</tools>\n\n` and then wrote its call as bare JSON, unconstrained, with
 /// the tool's schema as its arguments.
 fn opens_json_call(before: &[u8], piece: &[u8]) -> bool {
+    // Checked for every freely sampled token: the piece first, the reply so far only
+    // when the piece opens an object.
+    if !piece.trim_ascii_start().starts_with(b"{") {
+        return false;
+    }
     let trimmed = before.trim_ascii();
-    let at_start = only_tags(trimmed)
-        || (matches!(trimmed, b"```json" | b"```tool_call" | b"```") && before.ends_with(b"\n"));
-    at_start && piece.trim_ascii_start().starts_with(b"{")
+    only_tags(trimmed)
+        || (matches!(trimmed, b"```json" | b"```tool_call" | b"```") && before.ends_with(b"\n"))
 }
 
 /// Whether `text` is empty or only tags like `<tools>` and `</tools>`, with whitespace.

@@ -7,6 +7,10 @@ use std::path::Path;
 
 use tree_sitter::{Language, Node, Parser};
 
+mod python_mend;
+
+pub use python_mend::Mended;
+
 /// Where a text stops parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -46,6 +50,16 @@ fn language(path: &Path) -> Option<(Language, &'static str)> {
 /// Whether `path` is of a language keel checks.
 pub fn supported(path: &Path) -> bool {
     language(path).is_some()
+}
+
+/// `after` (the new text of the file `path`, whose text before was `before`) with the
+/// slips a small model makes mended — names the code uses and no longer binds, broken
+/// quotes; see [`python_mend`]. Python only; `None` when there is nothing to mend.
+pub fn mend(path: &Path, before: Option<&str>, after: &str) -> Option<Mended> {
+    match path.extension()?.to_str()? {
+        "py" => python_mend::mend(before, after),
+        _ => None,
+    }
 }
 
 /// The first syntax error of `text` as the file `path`; `Ok` when it parses or when the

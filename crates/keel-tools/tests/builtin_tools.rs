@@ -322,6 +322,85 @@ async fn a_failed_edit_that_showed_the_whole_file_counts_as_reading_it() {
     assert!(message.contains("has not been read"), "{message}");
 }
 
+/// A small model asked to fix one function rewrites the file with that function alone;
+/// what the new code still uses comes back from the old file, and the answer says so
+/// (find-the-code's `slugs`: `NameError: name 're' is not defined`, then the model
+/// deleted `re` from the code).
+#[tokio::test]
+async fn a_write_that_drops_what_its_code_uses_keeps_it() {
+    let f = Fixture::new();
+    let old = "\"\"\"Slugs.\"\"\"\n\nimport re\n\nSEPARATOR = \"-\"\n\n\ndef slugify(title):\n    return re.sub(r\"[^a-z0-9]\", SEPARATOR, title.lower())\n";
+    std::fs::write(f.path("slug.py"), old).unwrap();
+    f.ok("read", json!({"path": "slug.py"})).await;
+    let out = f
+        .ok("write", json!({"path": "slug.py", "content": "def slugify(title):\n    return re.sub(r'[^a-z0-9]+', SEPARATOR, title.lower()).strip(SEPARATOR)\n"}))
+        .await;
+    assert!(
+        out.contains(
+            "note: keel kept `import re` from the file's previous version: the new code uses `re`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("the constant `SEPARATOR`"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(f.path("slug.py")).unwrap(),
+        "import re\n\nSEPARATOR = \"-\"\n\ndef slugify(title):\n    return re.sub(r'[^a-z0-9]+', SEPARATOR, title.lower()).strip(SEPARATOR)\n"
+    );
+
+    // An edit that deletes an import the code still uses gets it back, and the lines it
+    // shows are the edited ones.
+    let out = f
+        .ok(
+            "edit",
+            json!({"path": "slug.py", "old_string": "import re\n", "new_string": ""}),
+        )
+        .await;
+    assert!(out.contains("note: keel kept `import re`"), "{out}");
+    assert!(
+        std::fs::read_to_string(f.path("slug.py"))
+            .unwrap()
+            .starts_with("import re\n")
+    );
+
+    // A new file using a standard module it never imports.
+    let out = f
+        .ok("write", json!({"path": "acronym.py", "content": "def abbreviate(words):\n    return ''.join(w[0] for w in re.findall(r\"[A-Za-z']+\", words)).upper()\n"}))
+        .await;
+    assert!(out.contains("keel added `import re`"), "{out}");
+    assert!(
+        std::fs::read_to_string(f.path("acronym.py"))
+            .unwrap()
+            .starts_with("import re\n\ndef abbreviate")
+    );
+}
+
+/// `raise ValueError('can't …')` was refused as unparsable four times in a row, word for
+/// word, and the turn ended `stalled` (the `change` exercise, 1.5B, greedy).
+#[tokio::test]
+async fn an_apostrophe_that_breaks_a_string_is_requoted_not_refused() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.path("change.py"),
+        "def find_fewest_coins(coins, target):\n    pass\n",
+    )
+    .unwrap();
+    f.ok("read", json!({"path": "change.py"})).await;
+    let out = f
+        .ok("write", json!({"path": "change.py", "content": "def find_fewest_coins(coins, target):\n    if target < 0:\n        raise ValueError('target can't be negative')\n    return []\n"}))
+        .await;
+    assert!(out.contains("re-quoted the string on line 3"), "{out}");
+    assert!(
+        std::fs::read_to_string(f.path("change.py"))
+            .unwrap()
+            .contains("raise ValueError(\"target can't be negative\")")
+    );
+    // Other syntax errors are refused as before.
+    let message = f
+        .err("write", json!({"path": "change.py", "content": "def find_fewest_coins(coins, target:\n    return []\n"}))
+        .await;
+    assert!(message.contains("unparsable"), "{message}");
+}
+
 #[tokio::test]
 async fn edit_explains_missing_and_repeated_matches() {
     let f = Fixture::new();

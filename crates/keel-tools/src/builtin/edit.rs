@@ -110,6 +110,8 @@ impl TypedTool for Edit {
         updated.push_str(&content[..replacement.start]);
         updated.push_str(&replacement.text);
         updated.push_str(&content[replacement.end..]);
+        let unmended = updated.len();
+        let (updated, mended) = super::mend(&path, Some(&content), updated);
         let note = super::check_syntax(&path, &shown, Some(&content), &updated)?;
         ctx.workspace
             .open_write(&path)
@@ -117,14 +119,25 @@ impl TypedTool for Edit {
             .map_err(|e| ToolError::io("cannot write", &shown, e))?;
         ctx.mark_read(&path);
 
-        let first = line_of(&updated, replacement.start);
-        let last = line_of(&updated, replacement.start + replacement.text.len()).max(first);
+        // A mend adds lines above the edit (carried imports) or none (a re-quote).
+        let moved = replacement.start + updated.len().saturating_sub(unmended);
+        let start = if updated
+            .get(moved..)
+            .is_some_and(|r| r.starts_with(&replacement.text))
+        {
+            moved
+        } else {
+            replacement.start.min(updated.len())
+        };
+        let first = line_of(&updated, start);
+        let last = line_of(&updated, start + replacement.text.len()).max(first);
         let mut out = format!("edited {shown}{}:\n", replacement.note);
         out.push_str(&numbered(
             &updated,
             first.saturating_sub(2).max(1),
             last + 2,
         ));
+        out.push_str(&mended);
         out.push_str(&note);
         Ok(out)
     }
@@ -254,7 +267,8 @@ fn reindent_text(text: &str, from: &str, to: &str) -> String {
 
 /// 1-based line number of a byte offset.
 fn line_of(content: &str, offset: usize) -> usize {
-    content[..offset.min(content.len())].matches('\n').count() + 1
+    let bytes = &content.as_bytes()[..offset.min(content.len())];
+    bytes.iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Why `old` matched nothing, with the closest lines (the whole file when it is small),

@@ -98,6 +98,27 @@ pub(crate) fn check_syntax(
     }
 }
 
+/// New content for `path` with a small model's slips mended (`keel_syntax::mend`: a name
+/// the code uses and no longer binds, a broken quote), and a note per mend for the
+/// tool's answer.
+pub(crate) fn mend(
+    path: &std::path::Path,
+    before: Option<&str>,
+    after: String,
+) -> (String, String) {
+    match keel_syntax::mend(path, before, &after) {
+        Some(mended) => {
+            let notes: String = mended
+                .notes
+                .iter()
+                .map(|n| format!("\nnote: {n}"))
+                .collect();
+            (mended.text, notes)
+        }
+        None => (after, String::new()),
+    }
+}
+
 /// The refusal of a write into `.git` or `.keel`.
 pub(crate) fn protected(shown: &str) -> crate::ToolError {
     crate::ToolError::Refused(format!(

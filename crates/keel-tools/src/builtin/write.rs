@@ -74,21 +74,22 @@ impl TypedTool for Write {
                 "{shown} already had exactly this content: nothing changed"
             ));
         }
-        let note = super::check_syntax(&path, &shown, before.as_deref(), &args.content)?;
+        let (content, mended) = super::mend(&path, before.as_deref(), args.content);
+        let note = super::check_syntax(&path, &shown, before.as_deref(), &content)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::io("cannot create directory", parent, e))?;
         }
         ctx.workspace
             .open_write(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, args.content.as_bytes()))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, content.as_bytes()))
             .map_err(|e| ToolError::io("cannot write", &shown, e))?;
         ctx.mark_read(&path);
-        let lines = args.content.lines().count();
+        let lines = content.lines().count();
         let verb = if existed { "overwrote" } else { "created" };
         Ok(format!(
-            "{verb} {shown} ({lines} lines, {} bytes){note}",
-            args.content.len()
+            "{verb} {shown} ({lines} lines, {} bytes){mended}{note}",
+            content.len()
         ))
     }
 }

@@ -1,7 +1,8 @@
 //! Test-runner output condensed for the model. A red pytest run of an exercise lists
 //! every failing test with its traceback: 3,000+ tokens that a small model prefills at
-//! ~40 tokens/s and then gets lost in. The first failures in full, the one-line summary
-//! of each other one and the totals say the same thing in a fraction of the tokens.
+//! ~40 tokens/s and then gets lost in. The first failures (tidied), one line with the
+//! values for each other one and the totals say the same thing in a fraction of the
+//! tokens.
 
 /// Failure sections kept whole.
 const SECTIONS_KEPT: usize = 2;
@@ -12,10 +13,13 @@ const SECTION_TAIL: usize = 20;
 const SECTION_LINES: usize = SECTION_HEAD + SECTION_TAIL;
 /// Lines kept of the short summary.
 const SUMMARY_LINES: usize = 15;
+/// `E` lines kept of a failure in a row: the first says what failed, the rest of a
+/// list or string diff (`First differing element 6:`, `?  ----`) mostly repeats it.
+const ERROR_LINES: usize = 6;
 
-/// The output condensed when it is a pytest report with more failures than
-/// [`SECTIONS_KEPT`] (or overlong ones); any other output unchanged but for the runner's
-/// timings (see [`without_timings`]).
+/// The output condensed when it is a pytest report with failures: the first
+/// [`SECTIONS_KEPT`] tidied and cut to their head and tail, the others one line each;
+/// any other output unchanged but for the runner's timings (see [`without_timings`]).
 pub fn condense(output: &str) -> String {
     let output = &without_timings(output);
     let lines: Vec<&str> = output.lines().collect();
@@ -31,70 +35,154 @@ pub fn condense(output: &str) -> String {
         .iter()
         .position(|l| l.starts_with("===") && l.ends_with("==="))
         .map_or(lines.len(), |i| start + 1 + i);
-    let sections = split_sections(&lines[start + 1..end]);
-    let overlong = sections.iter().any(|s| s.len() > SECTION_LINES);
-    if sections.len() <= SECTIONS_KEPT && !overlong {
-        return output.to_string();
-    }
-    let mut kept: Vec<String> = lines[..=start].iter().map(|l| l.to_string()).collect();
+    let sections: Vec<Vec<String>> = split_sections(&lines[start + 1..end])
+        .iter()
+        .map(|section| tidy(section))
+        .collect();
+    let mut kept: Vec<String> = lines[..=start].iter().map(|l| tidy_line(l)).collect();
     for section in sections.iter().take(SECTIONS_KEPT) {
         if section.len() > SECTION_LINES {
-            kept.extend(section[..SECTION_HEAD].iter().map(|l| l.to_string()));
+            kept.extend(section[..SECTION_HEAD].iter().cloned());
             kept.push(format!(
                 "[… {} lines of this failure left out]",
                 section.len() - SECTION_LINES
             ));
-            kept.extend(
-                section[section.len() - SECTION_TAIL..]
-                    .iter()
-                    .map(|l| l.to_string()),
-            );
+            kept.extend(section[section.len() - SECTION_TAIL..].iter().cloned());
         } else {
-            kept.extend(section.iter().map(|l| l.to_string()));
+            kept.extend(section.iter().cloned());
         }
     }
-    if sections.len() > SECTIONS_KEPT {
-        kept.push(format!(
-            "[… {} more failing tests; each is listed below]",
-            sections.len() - SECTIONS_KEPT
-        ));
-    }
-    // The rest: the short summary (capped) and the totals.
+    // The other failures, one line each with its values (`T.test_basic: AssertionError:
+    // None != 'PNG'`), in place of pytest's short summary, which cuts them at the
+    // terminal's width and repeats what the sections above show.
+    let names: Vec<&str> = sections.iter().map(|s| section_name(&s[0])).collect();
+    let mut others: Vec<String> = sections
+        .iter()
+        .skip(SECTIONS_KEPT)
+        .map(|section| {
+            let name = section_name(&section[0]);
+            match section.iter().find(|l| l.starts_with("E ")) {
+                Some(error) => clip(&format!("{name}: {}", error[1..].trim())),
+                None => name.to_string(),
+            }
+        })
+        .collect();
     let rest = &lines[end..];
     let mut in_summary = false;
-    let mut summary_lines = 0;
-    let mut dropped = 0;
+    let mut after: Vec<String> = Vec::new();
     for line in rest {
         if line.starts_with("===") {
             in_summary = line.contains("short test summary");
-            if dropped > 0 {
-                kept.push(format!("[… {dropped} more]"));
-                dropped = 0;
+            if !in_summary {
+                after.push(tidy_line(line));
             }
-            kept.push(line.to_string());
             continue;
         }
         if in_summary && (line.starts_with("FAILED ") || line.starts_with("ERROR ")) {
-            summary_lines += 1;
-            if summary_lines > SUMMARY_LINES {
-                dropped += 1;
-                continue;
+            // Kept only when no section above is that test (a collection error).
+            let id = line
+                .split_once(' ')
+                .map_or("", |(_, id)| id.split(" - ").next().unwrap_or(id))
+                .replace("::", ".");
+            if !names
+                .iter()
+                .any(|name| !name.is_empty() && id.ends_with(name))
+            {
+                others.push(clip(line));
             }
+            continue;
         }
-        if dropped > 0 {
-            kept.push(format!("[… {dropped} more]"));
-            dropped = 0;
+        after.push(line.to_string());
+    }
+    if !others.is_empty() {
+        kept.push(if sections.len() > SECTIONS_KEPT {
+            "=== the other failing tests ===".to_string()
+        } else {
+            "=== also failing ===".to_string()
+        });
+        let more = others.len().saturating_sub(SUMMARY_LINES);
+        kept.extend(others.into_iter().take(SUMMARY_LINES));
+        if more > 0 {
+            kept.push(format!("[… {more} more]"));
         }
-        kept.push(line.to_string());
     }
-    if dropped > 0 {
-        kept.push(format!("[… {dropped} more]"));
-    }
+    kept.extend(after);
     let mut condensed = kept.join("\n");
     if output.ends_with('\n') {
         condensed.push('\n');
     }
     condensed
+}
+
+/// A failure section without what tells the model nothing — blank lines, unittest's
+/// `self = <…TestCase testMethod=…>`, the `E` lines past [`ERROR_LINES`] — and with its
+/// rules shortened (`________ name ________`, `_ _ _ _ …` between frames: 30–40 tokens
+/// each). A small model prefills every token of every red run at ~30 tokens/s.
+fn tidy(section: &[&str]) -> Vec<String> {
+    let mut out = Vec::with_capacity(section.len());
+    let mut errors = 0;
+    let mut dropped = 0;
+    for line in section {
+        let error = line.starts_with("E ") || *line == "E";
+        if !error && dropped > 0 {
+            out.push(more_lines(dropped));
+            dropped = 0;
+        }
+        if !error {
+            errors = 0;
+        }
+        if line.trim().is_empty() || line.trim() == "E" || line.starts_with("self = <") {
+            continue;
+        }
+        if error {
+            errors += 1;
+            if errors > ERROR_LINES {
+                dropped += 1;
+                continue;
+            }
+        }
+        out.push(tidy_line(line));
+    }
+    if dropped > 0 {
+        out.push(more_lines(dropped));
+    }
+    out
+}
+
+fn more_lines(count: usize) -> String {
+    let s = if count == 1 { "" } else { "s" };
+    format!("E   [… {count} more line{s}]")
+}
+
+/// A pytest rule line shortened: `=== FAILURES ===`, `___ T.test_x ___`, `_ _ _`, and
+/// the progress line without the padding before its percentage.
+fn tidy_line(line: &str) -> String {
+    let trimmed = line.trim_end();
+    if trimmed.starts_with("_ _ _") && trimmed.chars().all(|c| c == '_' || c == ' ') {
+        return "_ _ _".to_string();
+    }
+    for rule in ['=', '_'] {
+        let title = trimmed.trim_matches(rule);
+        if trimmed.len() > 6
+            && trimmed.starts_with(rule)
+            && trimmed.ends_with(rule)
+            && title.starts_with(' ')
+            && title.ends_with(' ')
+        {
+            let mark: String = std::iter::repeat_n(rule, 3).collect();
+            return format!("{mark} {} {mark}", title.trim());
+        }
+    }
+    if let Some(at) = trimmed.rfind(" [")
+        && trimmed.ends_with("%]")
+        && trimmed[..at]
+            .trim_end()
+            .chars()
+            .all(|c| ".FEsxX".contains(c))
+    {
+        return format!("{} {}", trimmed[..at].trim_end(), &trimmed[at + 1..]);
+    }
+    line.to_string()
 }
 
 /// What a red run says, for deciding whether an attempt is going anywhere.
@@ -214,7 +302,7 @@ fn failure_gists(output: &str) -> Vec<String> {
             .position(|l| l.starts_with("===") && l.ends_with("==="))
             .map_or(lines.len(), |i| start + 1 + i);
         for section in split_sections(&lines[start + 1..end]) {
-            let name = section[0].trim_matches(|c| c == '_' || c == ' ');
+            let name = section_name(section[0]);
             let error = section
                 .iter()
                 .find(|l| l.starts_with("E "))
@@ -240,6 +328,11 @@ fn clip(line: &str) -> String {
         Some((cut, _)) => format!("{} […]", &line[..cut]),
         None => line.to_string(),
     }
+}
+
+/// The test a `___ T.test_x ___` line heads.
+fn section_name(header: &str) -> &str {
+    header.trim_matches(|c| c == '_' || c == ' ')
 }
 
 /// `=== FAILURES ===` and the like.
@@ -313,10 +406,35 @@ mod tests {
     }
 
     #[test]
-    fn a_short_report_is_kept_whole() {
-        let out = report(2);
-        assert_eq!(condense(&out), out.replace("2 failed in 0.05s", "2 failed"));
+    fn a_short_report_loses_only_its_noise() {
+        assert_eq!(
+            condense(&report(2)),
+            "FF [100%]\n=== FAILURES ===\n___ T.test_0 ___\n    def test_0(self):\n>       self.assertEqual(f(0), 0)\nE       AssertionError: 0 != 0\nx_test.py:0: AssertionError\n___ T.test_1 ___\n    def test_1(self):\n>       self.assertEqual(f(1), 1)\nE       AssertionError: 0 != 1\nx_test.py:1: AssertionError\n2 failed\n"
+        );
         assert_eq!(condense("all good\n"), "all good\n");
+        // A summary line no section shows (a collection error) is kept.
+        let errored = report(1).replace(
+            "1 failed in",
+            "ERROR y_test.py - ImportError: no module\n1 failed in",
+        );
+        assert!(
+            condense(&errored).contains(
+                "=== also failing ===\nERROR y_test.py - ImportError: no module\n1 failed"
+            ),
+            "{}",
+            condense(&errored)
+        );
+    }
+
+    /// flatten-array's first red run: a list diff of 14 `E` lines, frames between rules.
+    #[test]
+    fn a_long_diff_keeps_its_first_error_lines() {
+        let out = "..F   [100%]\n= FAILURES =\n_____ T.test_nested _____\n\nself = <t.T testMethod=test_nested>\n\n    def test_nested(self):\n        inputs = [1, None]\n>       self.assertEqual(flatten(inputs), [1])\nE       AssertionError: Lists differ: [1, None] != [1]\nE       \nE       First list contains 1 additional elements.\nE       First extra element 1:\nE       None\nE       \nE       - [1, None]\nE       + [1]\nE       ?   ------\n\nt.py:5: AssertionError\n_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _\n\n    def flatten(x):\n>       return x\n";
+        let short = condense(out);
+        assert_eq!(
+            short,
+            "..F [100%]\n=== FAILURES ===\n___ T.test_nested ___\n    def test_nested(self):\n        inputs = [1, None]\n>       self.assertEqual(flatten(inputs), [1])\nE       AssertionError: Lists differ: [1, None] != [1]\nE       First list contains 1 additional elements.\nE       First extra element 1:\nE       None\nE       - [1, None]\nE       + [1]\nE   [… 1 more line]\nt.py:5: AssertionError\n_ _ _\n    def flatten(x):\n>       return x\n"
+        );
     }
 
     #[test]
@@ -326,11 +444,16 @@ mod tests {
         assert!(short.len() * 3 < out.len(), "{short}");
         assert!(short.contains("def test_0(self)") && short.contains("def test_1(self)"));
         assert!(!short.contains("def test_2(self)"));
-        assert!(short.contains("[… 18 more failing tests; each is listed below]"));
-        assert!(short.contains("FAILED x_test.py::T::test_14 "));
-        assert!(!short.contains("FAILED x_test.py::T::test_15 "));
-        assert!(short.contains("[… 5 more]"));
-        assert!(short.ends_with("20 failed\n"));
+        assert!(
+            short.contains("=== the other failing tests ===\nT.test_2: AssertionError: 0 != 2\n")
+        );
+        assert!(short.contains("T.test_16: AssertionError: 0 != 16\n"));
+        assert!(!short.contains("T.test_17:"));
+        assert!(!short.contains("FAILED "));
+        assert!(
+            short.ends_with("T.test_16: AssertionError: 0 != 16\n[… 3 more]\n20 failed\n"),
+            "{short}"
+        );
     }
 
     #[test]

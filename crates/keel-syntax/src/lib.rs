@@ -9,7 +9,7 @@ use tree_sitter::{Language, Node, Parser};
 
 mod python_mend;
 
-pub use python_mend::Mended;
+pub use python_mend::{Mended, module_names as python_module_names};
 
 /// Where a text stops parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]

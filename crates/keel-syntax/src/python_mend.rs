@@ -349,6 +349,22 @@ fn module_bindings<'a>(tree: &Tree, text: &'a str) -> Vec<Binding<'a>> {
     out
 }
 
+/// The names a Python module binds at its top level (imports — generously: every name of
+/// the statement but the module imported from —, assignments, functions, classes);
+/// `None` when it does not parse.
+pub fn module_names(text: &str) -> Option<BTreeSet<String>> {
+    let tree = parse(text)?;
+    if tree.root_node().has_error() {
+        return None;
+    }
+    Some(
+        module_bindings(&tree, text)
+            .into_iter()
+            .flat_map(|b| b.names)
+            .collect(),
+    )
+}
+
 /// The text with what it uses and no longer binds carried over from `old` (and missing
 /// standard imports added), with a note each; `None` when nothing is missing.
 fn restore_names(old: Option<&str>, new: &str) -> Option<(String, Vec<String>)> {
@@ -583,6 +599,16 @@ mod tests {
         let got = mended(None, two);
         assert!(got.text.contains("f\"{n} isn't allowed\""), "{}", got.text);
         assert!(got.text.contains("\"won't do\""), "{}", got.text);
+    }
+
+    #[test]
+    fn module_names_are_the_top_level_bindings() {
+        let text = "import os.path\nfrom x import (a,\n    b as c)\nLIMIT = 3\n\n@wraps\ndef f():\n    inner = 1\n\nclass K:\n    def m(self):\n        pass\n";
+        let names: Vec<String> = module_names(text).unwrap().into_iter().collect();
+        // Generous with imports (`b` of `b as c`, `path` of `os.path`), never the module
+        // imported from, nor what is bound inside a function or class.
+        assert_eq!(names, ["K", "LIMIT", "a", "b", "c", "f", "os", "path"]);
+        assert_eq!(module_names("def (:\n"), None);
     }
 
     #[test]

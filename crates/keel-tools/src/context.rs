@@ -51,6 +51,8 @@ pub struct ToolContext {
     /// Where `bash`, `git` and the test command run.
     pub sandbox: Sandbox,
     read_files: Mutex<HashSet<PathBuf>>,
+    /// Fingerprints of changes refused once with "send it again to do it anyway".
+    warned: Mutex<HashSet<u64>>,
     /// The next `bash` call may use the network (the user approved it).
     network_grant: AtomicBool,
 }
@@ -70,6 +72,7 @@ impl ToolContext {
             session_id: None,
             sandbox,
             read_files: Mutex::new(HashSet::new()),
+            warned: Mutex::new(HashSet::new()),
             network_grant: AtomicBool::new(false),
         }
     }
@@ -95,6 +98,15 @@ impl ToolContext {
     /// Whether this call has the network; the grant is used up.
     pub fn take_network_grant(&self) -> bool {
         self.network_grant.swap(false, Ordering::SeqCst)
+    }
+
+    /// Whether the change with this fingerprint is refused now: the first time it is
+    /// (the refusal says so), a second attempt goes through.
+    pub(crate) fn first_attempt(&self, fingerprint: u64) -> bool {
+        self.warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fingerprint)
     }
 
     pub fn was_read(&self, path: &Path) -> bool {

@@ -401,6 +401,65 @@ async fn an_apostrophe_that_breaks_a_string_is_requoted_not_refused() {
     assert!(message.contains("unparsable"), "{message}");
 }
 
+/// find-the-code's `overselling`: the 1.5B indented `reserve` into the class above it,
+/// and every test of the file failed at collection with `ImportError`.
+#[tokio::test]
+async fn a_change_that_drops_what_another_file_imports_is_refused_once() {
+    let f = Fixture::new();
+    let stock = "class OutOfStock(Exception):\n    pass\n\n\ndef reserve(stock, sku, quantity):\n    stock[sku] -= quantity\n    return stock[sku]\n";
+    std::fs::create_dir_all(f.path("shop/inventory")).unwrap();
+    std::fs::create_dir_all(f.path("tests")).unwrap();
+    std::fs::write(f.path("shop/inventory/stock.py"), stock).unwrap();
+    std::fs::write(
+        f.path("tests/test_stock.py"),
+        "from shop.inventory.stock import OutOfStock, reserve\n\n\ndef test_reserve():\n    assert reserve({\"mug\": 5}, \"mug\", 2) == 3\n",
+    )
+    .unwrap();
+    f.ok("read", json!({"path": "shop/inventory/stock.py"}))
+        .await;
+    let nested = "class OutOfStock(Exception):\n    def reserve(stock, sku, quantity):\n        if stock.get(sku, 0) < quantity:\n            raise OutOfStock(sku)\n        stock[sku] -= quantity\n        return stock[sku]\n";
+    let message = f
+        .err(
+            "write",
+            json!({"path": "shop/inventory/stock.py", "content": nested}),
+        )
+        .await;
+    assert!(
+        message.contains("tests/test_stock.py imports `reserve` from shop/inventory/stock.py, and this content no longer defines it at the top level"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`reserve` is defined indented"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.path("shop/inventory/stock.py")).unwrap(),
+        stock
+    );
+
+    // Keeping it is fine; so is an edit that leaves it alone.
+    let fixed = stock.replace("    stock[sku] -= quantity\n", "    if stock.get(sku, 0) < quantity:\n        raise OutOfStock(sku)\n    stock[sku] -= quantity\n");
+    f.ok(
+        "write",
+        json!({"path": "shop/inventory/stock.py", "content": fixed}),
+    )
+    .await;
+    // An edit that renames it is refused too; the same change again goes through.
+    let rename = json!({"path": "shop/inventory/stock.py", "old_string": "def reserve(", "new_string": "def take("});
+    let message = f.err("edit", rename.clone()).await;
+    assert!(message.contains("imports `reserve`"), "{message}");
+    assert!(
+        message.contains("send this same content again"),
+        "{message}"
+    );
+    f.ok("edit", rename).await;
+    assert!(
+        std::fs::read_to_string(f.path("shop/inventory/stock.py"))
+            .unwrap()
+            .contains("def take(")
+    );
+}
+
 #[tokio::test]
 async fn edit_explains_missing_and_repeated_matches() {
     let f = Fixture::new();

@@ -113,6 +113,7 @@ impl TypedTool for Edit {
         let unmended = updated.len();
         let (updated, mended) = super::mend(&path, Some(&content), updated);
         let note = super::check_syntax(&path, &shown, Some(&content), &updated)?;
+        super::check_importers(ctx, &path, &shown, Some(&content), &updated)?;
         ctx.workspace
             .open_write(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, updated.as_bytes()))

@@ -10,6 +10,7 @@ mod edit;
 mod git;
 mod glob;
 mod grep;
+mod importers;
 mod read;
 mod write;
 
@@ -117,6 +118,71 @@ pub(crate) fn mend(
         }
         None => (after, String::new()),
     }
+}
+
+/// Refuses, once, new content for a Python module that no longer defines at its top
+/// level a name the old content defined and another file imports from it (see
+/// [`importers`]). The same content sent again goes through: moving a function to
+/// another module is a real change, made in two steps.
+pub(crate) fn check_importers(
+    ctx: &crate::ToolContext,
+    path: &std::path::Path,
+    shown: &str,
+    before: Option<&str>,
+    after: &str,
+) -> Result<(), crate::ToolError> {
+    if path.extension().is_none_or(|x| x != "py") {
+        return Ok(());
+    }
+    let Some(before) = before else { return Ok(()) };
+    let (Some(old), Some(new)) = (
+        keel_syntax::python_module_names(before),
+        keel_syntax::python_module_names(after),
+    ) else {
+        return Ok(());
+    };
+    if old.difference(&new).next().is_none() {
+        return Ok(());
+    }
+    let lost: Vec<importers::Importer> = importers::importers(ctx.workspace.root(), path)
+        .into_iter()
+        .filter(|i| old.contains(&i.name) && !new.contains(&i.name))
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(path, after), &mut hasher);
+    if !ctx.first_attempt(std::hash::Hasher::finish(&hasher)) {
+        return Ok(());
+    }
+    let what: Vec<String> = lost
+        .iter()
+        .take(6)
+        .map(|i| format!("{} imports `{}`", i.file, i.name))
+        .collect();
+    let mut message = format!(
+        "refused: {} from {shown}, and this content no longer defines {} at the top level of the module; the file is unchanged.",
+        what.join(", "),
+        if lost.len() == 1 { "it" } else { "them" }
+    );
+    for importer in lost.iter().take(6) {
+        let indented = format!("def {}(", importer.name);
+        let class = format!("class {}", importer.name);
+        if after.lines().any(|l| {
+            let body = l.trim_start();
+            body.len() < l.len() && (body.starts_with(&indented) || body.starts_with(&class))
+        }) {
+            let _ = write!(
+                message,
+                " `{}` is defined indented, inside another block: check its indentation.",
+                importer.name
+            );
+        }
+    }
+    message
+        .push_str(" Keep what is imported, or send this same content again to remove it anyway.");
+    Err(crate::ToolError::Refused(message))
 }
 
 /// The refusal of a write into `.git` or `.keel`.

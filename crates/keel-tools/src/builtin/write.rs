@@ -76,6 +76,7 @@ impl TypedTool for Write {
         }
         let (content, mended) = super::mend(&path, before.as_deref(), args.content);
         let note = super::check_syntax(&path, &shown, before.as_deref(), &content)?;
+        super::check_importers(ctx, &path, &shown, before.as_deref(), &content)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::io("cannot create directory", parent, e))?;

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Generates keel's "find the code" eval: six bug-fix tasks in one Python project of
-~70 files, where the task says what goes wrong but not where.
+"""Generates keel's "find the code" eval: twelve bug-fix tasks in one Python project of
+~90 files, where the task says what goes wrong but not where. In the first six the
+failing test imports the module with the bug; in the last five of the other six it
+imports a module that calls the one with the bug (rates -> zones, totals -> discounts,
+signup -> validation, statements -> money, rewards -> points), so the test's file
+does not lead straight to it.
 
 Each task folder holds the whole project with one bug in it, an `eval.toml` (the
 request, `python -m pytest -q` as the check, the tests protected, the file with the bug
@@ -8,7 +12,7 @@ as the target: `keel eval` says in how many tasks the agent opened it). The proj
 same for every task: a small shop backend (catalog, orders, billing, logistics,
 inventory, accounts, reports, text utilities) whose modules import one another.
 
-Usage: evals/find-the-code/generate.py OUT_DIR   (then `keel eval OUT_DIR`)
+Usage: evals/find-the-code/generate.py OUT_DIR [TASK…]   (then `keel eval OUT_DIR`)
 """
 
 import shutil
@@ -124,6 +128,130 @@ CORE = {
         ''',
         ("return (end - start).days + 1", "return (end - start).days"),
     ),
+    # Generated with the rest of the shop (see filler_module); the bug is put in the same way.
+    "shop/logistics/zones.py": (None, ('"eu": 1.6', '"eu": 6.1')),
+    "shop/orders/discounts.py": (
+        '''
+        """Discount codes."""
+
+        CODES = {"SAVE10": 0.10, "HALF": 0.50}
+
+
+        def discounted(total, code):
+            """`total` less the discount `code` gives (none for an unknown code)."""
+            share = CODES.get(code, 0.0)
+            return round(total * (1 - share), 2)
+        ''',
+        ("return round(total * (1 - share), 2)", "return round(total - share, 2)"),
+    ),
+    "shop/orders/totals.py": (
+        '''
+        """What an order costs."""
+
+        from shop.orders.discounts import discounted
+
+
+        def order_total(prices, code=None):
+            """The sum of `prices`, less the discount of `code`."""
+            return discounted(sum(prices), code)
+        ''',
+        None,
+    ),
+    "shop/accounts/validation.py": (
+        '''
+        """Rules for what customers type in."""
+
+        MIN_PASSWORD_LENGTH = 8
+
+
+        def strong_enough(password):
+            """At least MIN_PASSWORD_LENGTH characters, one of them a digit."""
+            long_enough = len(password) >= MIN_PASSWORD_LENGTH
+            return long_enough and any(c.isdigit() for c in password)
+        ''',
+        ("len(password) >= MIN_PASSWORD_LENGTH", "len(password) > MIN_PASSWORD_LENGTH"),
+    ),
+    "shop/accounts/signup.py": (
+        '''
+        """Signing up."""
+
+        from shop.accounts.validation import strong_enough
+
+
+        class WeakPassword(ValueError):
+            """The password does not follow the rules."""
+
+
+        def register(users, email, password):
+            if not strong_enough(password):
+                raise WeakPassword(email)
+            users[email] = {"email": email}
+            return users[email]
+        ''',
+        None,
+    ),
+    "shop/billing/money.py": (
+        '''
+        """Amounts of money, kept in cents."""
+
+
+        def format_money(cents):
+            """505 -> `5.05`."""
+            return f"{cents // 100}.{cents % 100:02d}"
+        ''',
+        ('return f"{cents // 100}.{cents % 100:02d}"', 'return f"{cents // 100}.{cents % 100}"'),
+    ),
+    "shop/billing/statements.py": (
+        '''
+        """Lines of a customer's statement."""
+
+        from shop.billing.money import format_money
+
+
+        def statement_line(label, cents):
+            return f"{label}: {format_money(cents)} EUR"
+        ''',
+        None,
+    ),
+    "shop/catalog/ratings.py": (
+        '''
+        """Star ratings."""
+
+
+        def average(stars):
+            """The mean of `stars` to one decimal; 0.0 with no ratings."""
+            if not stars:
+                return 0.0
+            return round(sum(stars) / len(stars), 1)
+        ''',
+        ("return round(sum(stars) / len(stars), 1)", "return float(sum(stars) // len(stars))"),
+    ),
+    "shop/accounts/points.py": (
+        '''
+        """Loyalty points."""
+
+        SPEND_PER_POINT = 10
+
+
+        def points_for(amount):
+            """One point for each full SPEND_PER_POINT spent."""
+            return int(amount // SPEND_PER_POINT)
+        ''',
+        ("return int(amount // SPEND_PER_POINT)", "return int(amount // (SPEND_PER_POINT * 10))"),
+    ),
+    "shop/orders/rewards.py": (
+        '''
+        """What an order earns."""
+
+        from shop.accounts.points import points_for
+
+
+        def reward_summary(amount):
+            points = points_for(amount)
+            return f"{points} point" if points == 1 else f"{points} points"
+        ''',
+        None,
+    ),
 }
 
 TESTS = {
@@ -203,6 +331,66 @@ TESTS = {
         ''',
 }
 
+TESTS.update({
+    "tests/test_zones.py": '''
+        from shop.logistics.rates import shipping_cost
+
+
+        def test_shipping_abroad_costs_more_by_zone():
+            assert shipping_cost(20.0, 2.0, "eu") == 11.68
+            assert shipping_cost(20.0, 2.0, "world") == 20.44
+        ''',
+    "tests/test_totals.py": '''
+        from shop.orders.totals import order_total
+
+
+        def test_totals():
+            assert order_total([10.0, 5.0]) == 15.0
+            assert order_total([10.0, 5.0], "SAVE10") == 13.5
+            assert order_total([10.0], "HALF") == 5.0
+        ''',
+    "tests/test_signup.py": '''
+        import pytest
+
+        from shop.accounts.signup import WeakPassword, register
+
+
+        def test_eight_characters_with_a_digit_are_enough():
+            users = {}
+            register(users, "ada@example.com", "abcdefg1")
+            assert "ada@example.com" in users
+
+
+        def test_short_passwords_are_refused():
+            with pytest.raises(WeakPassword):
+                register({}, "ada@example.com", "abc1")
+        ''',
+    "tests/test_statements.py": '''
+        from shop.billing.statements import statement_line
+
+
+        def test_statement_lines_show_cents():
+            assert statement_line("Mug", 505) == "Mug: 5.05 EUR"
+            assert statement_line("Pen", 1250) == "Pen: 12.50 EUR"
+        ''',
+    "tests/test_ratings.py": '''
+        from shop.catalog.ratings import average
+
+
+        def test_average_keeps_halves():
+            assert average([4, 5]) == 4.5
+            assert average([]) == 0.0
+        ''',
+    "tests/test_rewards.py": '''
+        from shop.orders.rewards import reward_summary
+
+
+        def test_one_point_per_ten_spent():
+            assert reward_summary(250.0) == "25 points"
+            assert reward_summary(12.0) == "1 point"
+        ''',
+})
+
 TASKS = {
     "free-shipping": "Orders of exactly 100.00 are still charged for shipping. Orders of 100 or more must ship free. Find the code responsible and fix it.",
     "vat-rounding": "VAT amounts are rounded down instead of to the nearest cent: 20 % VAT on 0.99 comes out as 0.19, it must be 0.20. Find the code responsible and fix it.",
@@ -210,6 +398,12 @@ TASKS = {
     "overselling": "Customers can reserve more items than are in stock and the stock goes negative. Reserving more than is available must raise OutOfStock and leave the stock as it was. Find the code responsible and fix it.",
     "customer-names": "Invoices show customer names as `LOVELACE ada`; they must read `Ada Lovelace`. Find the code responsible and fix it.",
     "report-days": "A report for a single day says it covers 0 days; start and end days both count. Find the code responsible and fix it.",
+    "eu-shipping": "Shipping to the EU costs far too much: 2 kg to the EU on a 20.00 order should cost 11.68 and comes out as 44.53. Find the code responsible and fix it.",
+    "discount-codes": "Discount codes take off cents instead of a share: SAVE10 on an order of 15.00 gives 14.90; it must give 13.50 (10 % off). Find the code responsible and fix it.",
+    "password-rules": "Signing up with an 8-character password that has a digit, like `abcdefg1`, is refused as too weak; 8 characters must be enough. Find the code responsible and fix it.",
+    "statement-cents": "Customer statements print 5.05 EUR as `5.5 EUR`. Find the code responsible and fix it.",
+    "half-stars": "Product ratings lose their halves: reviews of 4 and 5 stars average 4.0 instead of 4.5. Find the code responsible and fix it.",
+    "loyalty-points": "Customers earn one loyalty point per 100.00 spent instead of one per 10.00: an order of 250.00 earns 2 points, it must earn 25. Find the code responsible and fix it.",
 }
 TASK_FILE = {
     "free-shipping": "shop/logistics/rates.py",
@@ -218,6 +412,12 @@ TASK_FILE = {
     "overselling": "shop/inventory/stock.py",
     "customer-names": "shop/accounts/names.py",
     "report-days": "shop/reports/periods.py",
+    "eu-shipping": "shop/logistics/zones.py",
+    "discount-codes": "shop/orders/discounts.py",
+    "password-rules": "shop/accounts/validation.py",
+    "statement-cents": "shop/billing/money.py",
+    "half-stars": "shop/catalog/ratings.py",
+    "loyalty-points": "shop/accounts/points.py",
 }
 
 # The rest of the shop: packages and the modules in them, each with a few functions
@@ -312,7 +512,8 @@ def project(root):
         write(root / "shop" / package / "__init__.py", "")
     write(root / "shop" / "__init__.py", '"""A small shop backend."""\n')
     for path, (source, _) in CORE.items():
-        write(root / path, textwrap.dedent(source).lstrip())
+        if source is not None:
+            write(root / path, textwrap.dedent(source).lstrip())
     for path, source in TESTS.items():
         write(root / path, textwrap.dedent(source).lstrip())
     write(root / "tests" / "test_catalog.py", textwrap.dedent('''
@@ -329,12 +530,14 @@ def project(root):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2 or any(t not in TASKS for t in sys.argv[2:]):
         sys.exit(__doc__)
     out = Path(sys.argv[1])
+    chosen = sys.argv[2:] or list(TASKS)
     if out.exists():
         shutil.rmtree(out)
-    for task, request in TASKS.items():
+    for task in chosen:
+        request = TASKS[task]
         root = out / task
         project(root)
         path = TASK_FILE[task]
@@ -344,8 +547,8 @@ def main():
         (root / path).write_text(source.replace(good, bad))
         protected = ", ".join(f'"{t}"' for t in [*TESTS, "tests/test_catalog.py"])
         write(root / "eval.toml", f'task = """{request}"""\ncheck = "python -m pytest -q"\nprotected = [{protected}]\ntarget = ["{path}"]\n')
-    files = sum(1 for p in (out / "free-shipping").rglob("*") if p.is_file())
-    print(f"{len(TASKS)} tasks in {out}, {files} files each")
+    files = sum(1 for p in (out / chosen[0]).rglob("*") if p.is_file())
+    print(f"{len(chosen)} tasks in {out}, {files} files each")
 
 
 if __name__ == "__main__":

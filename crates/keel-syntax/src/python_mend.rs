@@ -13,6 +13,9 @@
 //!   model writes the same unparsable line again each time it is refused. On the line
 //!   where parsing stops, such a string is re-quoted with double quotes.
 //!
+//! - **Wrapping that is not code** — the call's closing `}` left at the end of the content,
+//!   every line in `<code>…</code><br>` — is taken away when that makes the file parse.
+//!
 //! Each mend is kept only when the result parses, and each is reported, so the model
 //! knows what is in the file.
 
@@ -77,13 +80,7 @@ pub fn mend(before: Option<&str>, after: &str) -> Option<Mended> {
     let mut notes = Vec::new();
     let mut text = after.to_string();
     if !parses(&text) {
-        let (requoted, lines) = requote(&text)?;
-        text = requoted;
-        for line in lines {
-            notes.push(format!(
-                "keel re-quoted the string on line {line} with double quotes: it holds an apostrophe, which ended the single-quoted string early"
-            ));
-        }
+        text = unbroken(&text, &mut notes)?;
     }
     let old = before.filter(|b| parses(b));
     if let Some((carried, added)) = restore_names(old, &text) {
@@ -93,10 +90,84 @@ pub fn mend(before: Option<&str>, after: &str) -> Option<Mended> {
     (!notes.is_empty()).then_some(Mended { text, notes })
 }
 
+/// Text that does not parse, with the slips that made it so undone — markup around the
+/// code, a bracket of the call's JSON left at its end, apostrophes in single-quoted
+/// strings — when that makes it parse.
+fn unbroken(text: &str, notes: &mut Vec<String>) -> Option<String> {
+    let mut text = text.to_string();
+    let mut fixes = Vec::new();
+    if let Some(unwrapped) = without_markup(&text) {
+        text = unwrapped;
+        fixes.push("keel took the code out of the `<code>`/`<br>` markup around it".to_string());
+    }
+    if !parses(&text)
+        && let Some((stripped, closer)) = without_trailing_closer(&text)
+    {
+        text = stripped;
+        fixes.push(format!(
+            "keel removed a `{closer}` at the end of the content that closed nothing"
+        ));
+    }
+    if !parses(&text)
+        && let Some((requoted, lines)) = requote(&text)
+    {
+        text = requoted;
+        fixes.extend(lines.into_iter().map(|line| format!(
+            "keel re-quoted the string on line {line} with double quotes: it holds an apostrophe, which ended the single-quoted string early"
+        )));
+    }
+    if fixes.is_empty() || !parses(&text) {
+        return None;
+    }
+    notes.extend(fixes);
+    Some(text)
+}
+
+/// `<code>def f():</code><br><code>    return 1</code>` as plain lines (the 0.5B and
+/// 1.5B wrote luhn.py like that, refused each time).
+fn without_markup(text: &str) -> Option<String> {
+    if !text.trim_start().starts_with("<code>") || !text.contains("</code>") {
+        return None;
+    }
+    let plain = text
+        .replace("</code><br><code>", "\n")
+        .replace("</code><br>", "\n")
+        .replace("<br>", "\n")
+        .replace("<code>", "")
+        .replace("</code>", "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let mut plain = plain.trim().to_string();
+    plain.push('\n');
+    Some(plain)
+}
+
+/// The text without one or two unmatched closing brackets at its very end:
+/// `return len(set(p)) == len(p)}` — the model closed its call's JSON inside the string.
+fn without_trailing_closer(text: &str) -> Option<(String, char)> {
+    let mut trimmed = text.trim_end().to_string();
+    for _ in 0..2 {
+        let closer = trimmed
+            .chars()
+            .last()
+            .filter(|c| matches!(c, '}' | ']' | ')'))?;
+        trimmed.pop();
+        let mut candidate = trimmed.clone();
+        candidate.push('\n');
+        if parses(&candidate) {
+            return Some((candidate, closer));
+        }
+    }
+    None
+}
+
 // ---------------------------------------------------------------- quotes
 
 /// The text with broken single-quoted strings re-quoted on the lines where parsing stops,
-/// and those lines (1-based); `None` unless the result parses.
+/// and those lines (1-based); `None` when no line was re-quoted.
 fn requote(text: &str) -> Option<(String, Vec<usize>)> {
     let mut text = text.to_string();
     let mut fixed = Vec::new();
@@ -105,14 +176,18 @@ fn requote(text: &str) -> Option<(String, Vec<usize>)> {
         if !tree.root_node().has_error() {
             return (!fixed.is_empty()).then_some((text, fixed));
         }
-        let row = first_error_row(tree.root_node())?;
+        let Some(row) = first_error_row(tree.root_node()) else {
+            break;
+        };
         let start = line_start(&text, row);
         let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line = requote_line(&text[start..end])?;
+        let Some(line) = requote_line(&text[start..end]) else {
+            break;
+        };
         text.replace_range(start..end, &line);
         fixed.push(row + 1);
     }
-    None
+    (!fixed.is_empty()).then_some((text, fixed))
 }
 
 fn first_error_row(node: Node) -> Option<usize> {
@@ -609,6 +684,35 @@ mod tests {
         // imported from, nor what is bound inside a function or class.
         assert_eq!(names, ["K", "LIMIT", "a", "b", "c", "f", "os", "path"]);
         assert_eq!(module_names("def (:\n"), None);
+    }
+
+    #[test]
+    fn a_bracket_left_from_the_call_and_markup_around_the_code_are_taken_away() {
+        // isogram, 1.5B: the call's closing brace inside the content.
+        let got = mended(
+            None,
+            "def is_isogram(phrase):\n    return len(set(phrase)) == len(phrase)}",
+        );
+        assert_eq!(
+            got.text,
+            "def is_isogram(phrase):\n    return len(set(phrase)) == len(phrase)\n"
+        );
+        assert_eq!(
+            got.notes,
+            ["keel removed a `}` at the end of the content that closed nothing"]
+        );
+        // luhn: every line in <code>…</code>, joined by <br>.
+        let got = mended(
+            None,
+            "<code>class Luhn:</code><br><code>    def valid(self):</code><br><code>        return 1 &lt; 2</code>",
+        );
+        assert_eq!(
+            got.text,
+            "class Luhn:\n    def valid(self):\n        return 1 < 2\n"
+        );
+        assert!(got.notes[0].contains("markup"), "{:?}", got.notes);
+        // A closer that closes something is code, and the error is elsewhere.
+        assert_eq!(mend(None, "def f(:\n    return (1)"), None);
     }
 
     #[test]

@@ -170,6 +170,15 @@ impl ChangeTracker {
         }
     }
 
+    /// The text of `relative` before the turn's first write or edit of it; `None` when
+    /// it did not exist, was not kept, or is not text.
+    pub(crate) fn original_text(&self, relative: &str) -> Option<String> {
+        match self.contents.get(relative)? {
+            Original::Bytes(bytes) => String::from_utf8(bytes.clone()).ok(),
+            _ => None,
+        }
+    }
+
     /// The files the agent's writes and edits touched, as they are now: a state
     /// [`ChangeTracker::rewind`] can return to.
     pub(crate) fn keep(&self, root: &Path) -> Kept {
@@ -297,7 +306,11 @@ impl ChangeTracker {
 }
 
 /// Writes `bytes` to a workspace file, opened beneath the root.
-fn write_beneath(workspace: &keel_tools::Workspace, relative: &str, bytes: &[u8]) -> bool {
+pub(crate) fn write_beneath(
+    workspace: &keel_tools::Workspace,
+    relative: &str,
+    bytes: &[u8],
+) -> bool {
     use std::io::Write;
     let Ok(resolved) = workspace.resolve(relative) else {
         return false;

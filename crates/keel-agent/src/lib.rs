@@ -9,6 +9,7 @@ mod config;
 mod context;
 mod deps;
 mod detect;
+mod hunks;
 mod instructions;
 mod intent;
 mod looping;

@@ -32,6 +32,7 @@ mod execute;
 mod plan;
 mod reply;
 mod stream;
+mod trim;
 mod turn;
 mod verify;
 

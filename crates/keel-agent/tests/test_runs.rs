@@ -376,9 +376,10 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
     let tests = "from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_again():\n    assert add(2, 2) == 4\n\ndef test_sub():\n    assert sub(3, 1) == 2\n\ndef test_sub_zero():\n    assert sub(5, 5) == 0\n";
     let half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
     let replies = [
-        // 2 failing (3 at the start): the best so far.
+        // 2 failing (4 at the start): the best so far.
         write("calc.py", half),
-        // Worse: 4 failing. The attempt is over.
+        // Worse: 4 failing. The attempt is over. (Nothing that passed breaks, so no
+        // part of either change is taken back.)
         write(
             "calc.py",
             "def add(a, b):\n    return 99\n\n\ndef sub(a, b):\n    return 99\n",
@@ -395,7 +396,7 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
         &[
             (
                 "calc.py",
-                "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return 0\n",
+                "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return 1\n",
             ),
             ("test_calc.py", tests),
         ],
@@ -424,4 +425,61 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
     );
     assert!(note.contains("test_sub: assert 4 == 2"), "{note}");
     assert!(!note.contains("return 99"));
+}
+
+/// find-the-code's `overselling` (Qwen2.5-Coder 1.5B): the rewrite added the missing
+/// stock check and changed `return stock[sku]` to `return stock` on the way, so a test
+/// that passed before failed, and the fix was thrown away with the attempt.
+#[tokio::test]
+async fn the_part_of_a_change_that_broke_a_passing_test_is_taken_back() {
+    let check = "fail=0\ngrep -q check calc.txt || { echo 'FAILED t.py::test_check - no check'; fail=1; }\ngrep -q 'return stock.sku.' calc.txt || { echo 'FAILED t.py::test_return - wrong return'; fail=1; }\nexit $fail\n";
+    let original = "def reserve():\n    take()\n    return stock[sku]\n";
+    let replies = [
+        write(
+            "calc.txt",
+            "def reserve():\n    check()\n    take()\n    return stock\n",
+        ),
+        "Done: reserve checks the stock.".to_string(),
+    ];
+    let trimmed = run(
+        &replies,
+        &[("calc.txt", original), ("check.sh", check)],
+        "sh check.sh",
+    )
+    .await;
+    let feedback = trimmed.feedback();
+    assert_eq!(trimmed.summary.outcome, Outcome::Verified, "{feedback:?}");
+    assert_eq!(trimmed.reasons(), [FeedbackReason::TestRun], "{feedback:?}");
+    assert!(
+        feedback[0].1.starts_with("Your change to calc.txt made test t.py::test_return fail, which passed before it. Without this part of the change test t.py::test_return passes, so keel took it back and kept the rest of your change:\nat line 4:\n-     return stock[sku]\n+     return stock\n"),
+        "{}",
+        feedback[0].1
+    );
+    assert!(feedback[0].1.contains("they pass"), "{}", feedback[0].1);
+    assert_eq!(
+        std::fs::read_to_string(trimmed.dir.path().join("calc.txt")).unwrap(),
+        "def reserve():\n    check()\n    take()\n    return stock[sku]\n"
+    );
+
+    // A change of one run of lines is the model's to mend: left as it wrote it.
+    let replies = [
+        write(
+            "calc.txt",
+            "def reserve():\n    check()\n    return stock\n",
+        ),
+        "Done.".to_string(),
+    ];
+    let one = run(
+        &replies,
+        &[("calc.txt", original), ("check.sh", check)],
+        "sh check.sh",
+    )
+    .await;
+    let feedback = one.feedback();
+    assert!(!feedback[0].1.contains("took it back"), "{}", feedback[0].1);
+    assert!(feedback[0].1.contains("they fail"), "{}", feedback[0].1);
+    assert_eq!(
+        std::fs::read_to_string(one.dir.path().join("calc.txt")).unwrap(),
+        "def reserve():\n    check()\n    return stock\n"
+    );
 }

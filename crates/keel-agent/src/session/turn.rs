@@ -314,7 +314,15 @@ impl Session {
                 worked |= any_success || changed;
                 if let Some(after) = after {
                     self.after_writes(
-                        agent, &calls, &outputs, after, changed, &mut rut, sink, cancel,
+                        agent,
+                        &calls,
+                        &outputs,
+                        after,
+                        changed,
+                        changes.as_ref(),
+                        &mut rut,
+                        sink,
+                        cancel,
                     )
                     .await;
                     if cancel.is_cancelled() {
@@ -427,6 +435,7 @@ impl Session {
         outputs: &[keel_tools::ToolOutput],
         after: u64,
         changed: bool,
+        changes: Option<&ChangeTracker>,
         rut: &mut Rut,
         sink: &dyn EventSink,
         cancel: &CancellationToken,
@@ -464,7 +473,22 @@ impl Session {
         if !changed {
             return;
         }
-        if let Some(run) = self.test_after_change(agent, cancel).await {
+        if let Some(mut run) = self.test_after_change(agent, cancel).await {
+            let mut after = after;
+            if !run.passed
+                && let Some((relative, original)) = self.written_file(calls, outputs, changes)
+                && let Some(trimmed) = self
+                    .trim_regressions(agent, &relative, &original, &run, cancel)
+                    .await
+            {
+                after = fingerprint(self.tool_ctx.workspace.root());
+                run = trimmed.run;
+                run.feedback = format!(
+                    "{}
+{}",
+                    trimmed.note, run.feedback
+                );
+            }
             if run.passed {
                 rut.tests_passed();
             } else {
@@ -478,6 +502,33 @@ impl Session {
                 },
             );
         }
+    }
+
+    /// The one file these calls wrote or edited, and its text at the start of the turn
+    /// (`None` for several files, or a file new in this turn).
+    fn written_file(
+        &self,
+        calls: &[PendingCall],
+        outputs: &[keel_tools::ToolOutput],
+        changes: Option<&ChangeTracker>,
+    ) -> Option<(String, String)> {
+        let workspace = &self.tool_ctx.workspace;
+        let mut written = calls
+            .iter()
+            .zip(outputs)
+            .filter(|(call, output)| {
+                !output.is_error && (call.name == "write" || call.name == "edit")
+            })
+            .filter_map(|(call, _)| {
+                let path = call.arguments.as_ref().ok()?.get("path")?.as_str()?;
+                Some(workspace.display(&workspace.resolve(path).ok()?))
+            });
+        let first = written.next()?;
+        if written.any(|other| other != first) {
+            return None;
+        }
+        let original = changes?.original_text(&first)?;
+        Some((first, original))
     }
 
     /// Streams one model response. `None` when it failed (an `error` event says

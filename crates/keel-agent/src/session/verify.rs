@@ -33,6 +33,8 @@ pub(super) struct AfterChange {
     pub(super) feedback: String,
     /// What a red run says.
     pub(super) red: test_output::Red,
+    /// The failing tests, when the runner's output names them (none when green).
+    pub(super) failing: Option<std::collections::BTreeSet<String>>,
 }
 
 /// How long the baseline run may have taken for the tests to run after every change.
@@ -235,7 +237,7 @@ impl Session {
             return None;
         };
         const DONE_OR_ON: &str = "If the task is done, say so in one line; otherwise go on.";
-        let feedback = match report {
+        let feedback = match &report {
             _ if passed && preexisting.is_empty() => {
                 format!(
                     "keel ran the tests after this change (`{command}`): they pass. {DONE_OR_ON}"
@@ -253,9 +255,15 @@ impl Session {
                 put_back(&originals),
             ),
         };
+        let failing = match &report {
+            test_report::Report::Green => Some(Default::default()),
+            test_report::Report::Red(failing) => failing.clone(),
+            _ => None,
+        };
         Some(AfterChange {
             passed,
             feedback,
+            failing,
             red: if passed {
                 test_output::Red::default()
             } else {

@@ -59,13 +59,7 @@ pub fn condense(output: &str) -> String {
     let mut others: Vec<String> = sections
         .iter()
         .skip(SECTIONS_KEPT)
-        .map(|section| {
-            let name = section_name(&section[0]);
-            match section.iter().find(|l| l.starts_with("E ")) {
-                Some(error) => clip(&format!("{name}: {}", error[1..].trim())),
-                None => name.to_string(),
-            }
-        })
+        .map(|section| clip(&gist(section)))
         .collect();
     let rest = &lines[end..];
     let mut in_summary = false;
@@ -302,15 +296,7 @@ fn failure_gists(output: &str) -> Vec<String> {
             .position(|l| l.starts_with("===") && l.ends_with("==="))
             .map_or(lines.len(), |i| start + 1 + i);
         for section in split_sections(&lines[start + 1..end]) {
-            let name = section_name(section[0]);
-            let error = section
-                .iter()
-                .find(|l| l.starts_with("E "))
-                .map(|l| l[1..].trim());
-            gists.push(match error {
-                Some(error) => format!("{name}: {error}"),
-                None => name.to_string(),
-            });
+            gists.push(gist(&section));
         }
     }
     if gists.is_empty() {
@@ -327,6 +313,21 @@ fn clip(line: &str) -> String {
     match line.char_indices().nth(SUMMARY_LINE_CHARS) {
         Some((cut, _)) => format!("{} […]", &line[..cut]),
         None => line.to_string(),
+    }
+}
+
+/// A failure section in one line: its test and the first `E` line of its error.
+fn gist<S: AsRef<str>>(section: &[S]) -> String {
+    let name = section
+        .first()
+        .map_or("", |header| section_name(header.as_ref()));
+    match section
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|l| l.starts_with("E "))
+    {
+        Some(error) => format!("{name}: {}", error[1..].trim()),
+        None => name.to_string(),
     }
 }
 

@@ -105,7 +105,7 @@ pub fn check(path: &Path, text: &str) -> Result<(), SyntaxError> {
 }
 
 /// The first ERROR or MISSING node, in document order.
-fn first_error(node: Node) -> Option<Node> {
+pub(crate) fn first_error(node: Node) -> Option<Node> {
     if node.is_error() || node.is_missing() {
         return Some(node);
     }

@@ -176,7 +176,7 @@ fn requote(text: &str) -> Option<(String, Vec<usize>)> {
         if !tree.root_node().has_error() {
             return (!fixed.is_empty()).then_some((text, fixed));
         }
-        let Some(row) = first_error_row(tree.root_node()) else {
+        let Some(row) = crate::first_error(tree.root_node()).map(|n| n.start_position().row) else {
             break;
         };
         let start = line_start(&text, row);
@@ -188,18 +188,6 @@ fn requote(text: &str) -> Option<(String, Vec<usize>)> {
         fixed.push(row + 1);
     }
     (!fixed.is_empty()).then_some((text, fixed))
-}
-
-fn first_error_row(node: Node) -> Option<usize> {
-    if node.is_error() || node.is_missing() {
-        return Some(node.start_position().row);
-    }
-    let mut cursor = node.walk();
-    let children: Vec<Node> = node.children(&mut cursor).collect();
-    children
-        .into_iter()
-        .filter(|c| c.has_error() || c.is_missing())
-        .find_map(first_error_row)
 }
 
 fn line_start(text: &str, row: usize) -> usize {
@@ -363,6 +351,8 @@ struct Binding<'a> {
     names: Vec<String>,
     text: &'a str,
     kind: Carried,
+    /// What the statement itself uses and binds (read from the same tree).
+    found: Names,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -391,8 +381,8 @@ fn module_bindings<'a>(tree: &Tree, text: &'a str) -> Vec<Binding<'a>> {
         let Some(source) = text.get(statement.byte_range()) else {
             continue;
         };
-        let Some(tree) = parse(source) else { continue };
-        let found = names(&tree, source);
+        let mut found = Names::default();
+        walk(statement, text, false, &mut found);
         let bound: Vec<String> = match kind {
             Carried::Definition => {
                 let definition = match statement.kind() {
@@ -413,12 +403,13 @@ fn module_bindings<'a>(tree: &Tree, text: &'a str) -> Vec<Binding<'a>> {
                     _ => continue,
                 }
             }
-            Carried::Import => found.bound.into_iter().collect(),
+            Carried::Import => found.bound.iter().cloned().collect(),
         };
         out.push(Binding {
             names: bound,
             text: source,
             kind,
+            found,
         });
     }
     out
@@ -483,11 +474,8 @@ fn restore_names(old: Option<&str>, new: &str) -> Option<(String, Vec<String>)> 
                 notes.push(format!(
                     "keel kept {what} from the file's previous version: the new code uses `{name}`"
                 ));
-                if let Some(tree) = parse(binding.text) {
-                    let inner = names(&tree, binding.text);
-                    wanted.extend(inner.used.difference(&bound).cloned());
-                    dotted.extend(inner.dotted);
-                }
+                wanted.extend(binding.found.used.difference(&bound).cloned());
+                dotted.extend(binding.found.dotted.iter().cloned());
             }
             Some(_) => {}
             None if dotted.contains(&name) && STDLIB_MODULES.contains(&name.as_str()) => {

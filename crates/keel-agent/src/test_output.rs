@@ -41,16 +41,7 @@ pub fn condense(output: &str) -> String {
         .collect();
     let mut kept: Vec<String> = lines[..=start].iter().map(|l| tidy_line(l)).collect();
     for section in sections.iter().take(SECTIONS_KEPT) {
-        if section.len() > SECTION_LINES {
-            kept.extend(section[..SECTION_HEAD].iter().cloned());
-            kept.push(format!(
-                "[… {} lines of this failure left out]",
-                section.len() - SECTION_LINES
-            ));
-            kept.extend(section[section.len() - SECTION_TAIL..].iter().cloned());
-        } else {
-            kept.extend(section.iter().cloned());
-        }
+        keep_section(&mut kept, section);
     }
     // The other failures, one line each with its values (`T.test_basic: AssertionError:
     // None != 'PNG'`), in place of pytest's short summary, which cuts them at the
@@ -106,6 +97,52 @@ pub fn condense(output: &str) -> String {
         condensed.push('\n');
     }
     condensed
+}
+
+/// A tidied failure section, cut to its head and tail when long.
+fn keep_section(kept: &mut Vec<String>, section: &[String]) {
+    if section.len() > SECTION_LINES {
+        kept.extend(section[..SECTION_HEAD].iter().cloned());
+        kept.push(format!(
+            "[… {} lines of this failure left out]",
+            section.len() - SECTION_LINES
+        ));
+        kept.extend(section[section.len() - SECTION_TAIL..].iter().cloned());
+    } else {
+        kept.extend(section.iter().cloned());
+    }
+}
+
+/// A red pytest run in which no test passed, for a context that already shows the
+/// project's tests whole: the first failure (tidied and cut as by [`condense`]) and the
+/// totals, without a line for each other test. Those lines only repeat the test file:
+/// an exercise's stub fails every test the same way (`None != 'PNG'`), and at ~35
+/// tokens/s of prefill the list costs a small model 10 s before its first word. `None`
+/// when a test passed, or the output is not a pytest report with failures.
+pub fn first_failure(output: &str) -> Option<String> {
+    let output = &without_timings(output);
+    let lines: Vec<&str> = output.lines().collect();
+    let totals = lines.iter().rev().find(|l| !l.trim().is_empty())?;
+    if totals.contains(" passed") || !(totals.contains(" failed") || totals.contains(" error")) {
+        return None;
+    }
+    let start = lines.iter().position(|l| is_banner(l, "FAILURES"))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("===") && l.ends_with("==="))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let sections = split_sections(&lines[start + 1..end]);
+    let first = tidy(sections.first()?);
+    let mut kept: Vec<String> = lines[..=start].iter().map(|l| tidy_line(l)).collect();
+    keep_section(&mut kept, &first);
+    if sections.len() > 1 {
+        kept.push(format!(
+            "[… the other {} tests fail too: the test file above shows what each expects]",
+            sections.len() - 1
+        ));
+    }
+    kept.push(tidy_line(totals));
+    Some(kept.join("\n") + "\n")
 }
 
 /// A failure section without what tells the model nothing — blank lines, unittest's
@@ -341,11 +378,26 @@ fn is_banner(line: &str, title: &str) -> bool {
     line.starts_with('=') && line.trim_matches('=').trim() == title
 }
 
+/// Whether a line heads a failure section: `____ T.test_x ____`, or `_ T.test_x _` when
+/// the name nearly fills the terminal's width (pytest pads the name with rules to 80
+/// columns, at least one `_` a side). Not the `_ _ _ _` between traceback frames.
+fn is_section_header(line: &str) -> bool {
+    let line = line.trim_end();
+    let name = line.trim_matches('_');
+    line.len() > name.len()
+        && line.starts_with('_')
+        && line.ends_with('_')
+        && name.starts_with(' ')
+        && name.ends_with(' ')
+        && !name.trim().is_empty()
+        && !name.trim().starts_with('_')
+}
+
 /// The failure sections, each starting at its `____ name ____` line.
 fn split_sections<'a>(lines: &[&'a str]) -> Vec<Vec<&'a str>> {
     let mut sections: Vec<Vec<&str>> = Vec::new();
     for &line in lines {
-        let header = line.starts_with("___") && line.ends_with("___") && line.len() > 6;
+        let header = is_section_header(line);
         match sections.last_mut() {
             Some(section) if !header => section.push(line),
             _ => sections.push(vec![line]),
@@ -376,6 +428,39 @@ mod tests {
         }
         out.push_str(&format!("{failures} failed in 0.05s\n"));
         out
+    }
+
+    #[test]
+    fn a_name_that_fills_the_width_still_heads_its_own_section() {
+        // pytest pads a section's name to 80 columns with rules, down to one `_` a side.
+        let long =
+            "IsogramTest.test_word_with_one_duplicated_character_from_the_end_of_the_alphabet";
+        let output = format!(
+            "FF [100%]\n=== FAILURES ===\n___ IsogramTest.test_empty_string ___\n>       self.assertIs(is_isogram(\"\"), True)\nE       AssertionError: None is not True\n_ {long} _\n>       self.assertIs(is_isogram(\"zzyzx\"), False)\nE       AssertionError: None is not False\n_ _ _ _ _ _ _ _\n    def f():\n2 failed\n"
+        );
+        let red = red(&output);
+        assert_eq!(red.failing, Some(2));
+        assert!(
+            red.gist
+                .contains(&format!("{long}: AssertionError: None is not False"))
+        );
+        assert!(condense(&output).contains(&format!("___ {long} ___")));
+    }
+
+    #[test]
+    fn a_run_that_passes_nothing_shows_its_first_failure_and_the_count() {
+        let output = report(14);
+        let brief = first_failure(&output).unwrap();
+        assert!(brief.contains("___ T.test_0 ___"), "{brief}");
+        assert!(brief.contains("AssertionError: 0 != 0"));
+        assert!(!brief.contains("T.test_1"), "{brief}");
+        assert!(brief.contains("the other 13 tests fail too"));
+        assert!(brief.trim_end().ends_with("14 failed"), "{brief}");
+        assert!(brief.len() * 2 < condense(&output).len());
+        // Not when a test passed, nor for output that is not a pytest report.
+        let some_pass = output.replace("14 failed in 0.05s", "14 failed, 2 passed in 0.05s");
+        assert_eq!(first_failure(&some_pass), None);
+        assert_eq!(first_failure("error: could not compile\n"), None);
     }
 
     #[test]

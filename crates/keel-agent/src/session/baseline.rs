@@ -121,8 +121,10 @@ impl Session {
     }
 
     /// The context's section on the tests: what the baseline found, when it finished
-    /// within [`BASELINE_WAIT`]; empty otherwise.
-    pub(super) async fn baseline_context(&mut self) -> String {
+    /// within [`BASELINE_WAIT`]; empty otherwise. `tests_shown`: the context shows the
+    /// test files whole, so a run that passes nothing is told by its first failure
+    /// and the count (see [`test_output::first_failure`]).
+    pub(super) async fn baseline_context(&mut self, tests_shown: bool) -> String {
         self.settle_baseline(Some(BASELINE_WAIT)).await;
         let Some(done) = &self.baseline_done else {
             return String::new();
@@ -134,7 +136,12 @@ impl Session {
                 "\nThe tests fail at the start (`{command}`, exit code {}):\n{}\n",
                 code.map_or("none".into(), |c| c.to_string()),
                 tail(
-                    &secrets::mask_output(&test_output::condense(&done.output)),
+                    &secrets::mask_output(
+                        &tests_shown
+                            .then(|| test_output::first_failure(&done.output))
+                            .flatten()
+                            .unwrap_or_else(|| test_output::condense(&done.output))
+                    ),
                     CONTEXT_OUTPUT
                 )
                 .trim_end()

@@ -75,7 +75,7 @@ impl Session {
             // The tests first: their failures tell the map where to look.
             self.start_baseline(agent);
             let baseline = if asks_for_work(message) {
-                self.baseline_context().await
+                self.baseline_context(!shown.is_empty()).await
             } else {
                 String::new()
             };

@@ -52,6 +52,8 @@ pub(crate) struct Rut {
     red: bool,
     /// The failing count of the best attempt the last fresh start went back to.
     shown_best: Option<usize>,
+    /// States the model was told are unchanged since their tests failed.
+    told_unchanged: HashSet<u64>,
 }
 
 impl Rut {
@@ -93,6 +95,12 @@ impl Rut {
         self.attempt_failures = 0;
         self.attempt_best = None;
         self.attempt_repeated = false;
+    }
+
+    /// Whether the last test run of the turn failed and the tests already failed with
+    /// the workspace in exactly this state; `true` once a state.
+    pub(crate) fn unchanged_since_red(&mut self, state: u64) -> bool {
+        self.red && self.failed.contains(&state) && self.told_unchanged.insert(state)
     }
 
     /// Whether the last test run of the turn failed.

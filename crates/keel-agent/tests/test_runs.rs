@@ -483,3 +483,83 @@ async fn the_part_of_a_change_that_broke_a_passing_test_is_taken_back() {
         "def reserve():\n    check()\n    return stock\n"
     );
 }
+
+#[tokio::test]
+async fn done_said_with_nothing_changed_since_red_tests_is_not_run_again_but_must_change() {
+    let replies = [
+        write("calc.txt", "still broken\n"),
+        // The small model's way to ask for a test run: the command as prose.
+        "python3 -m pytest -q".to_string(),
+        write("calc.txt", "fixed\n"),
+        "Done.".to_string(),
+    ];
+    let run = run_on(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+        true,
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    let told = run
+        .feedback()
+        .into_iter()
+        .find(|(r, _)| *r == FeedbackReason::TestsFailed)
+        .unwrap();
+    assert!(
+        told.1.contains("the files are exactly as they were when the tests failed (`grep -q fixed calc.txt`, above)"),
+        "{}",
+        told.1
+    );
+    // Verified once, at the end: the unchanged red workspace was not run again.
+    let verifications = run
+        .session
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Verification { .. }))
+        .count();
+    assert_eq!(verifications, 1);
+    assert_eq!(
+        run.required,
+        [
+            None,
+            None,
+            Some(vec!["edit".to_string(), "write".to_string()]),
+            None
+        ]
+    );
+}
+
+#[tokio::test]
+async fn done_said_twice_in_the_same_red_state_runs_the_tests_the_second_time() {
+    let replies = [
+        write("calc.txt", "still broken\n"),
+        "Done.".to_string(),
+        "Done.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+    )
+    .await;
+    let failed: Vec<String> = run
+        .feedback()
+        .into_iter()
+        .filter(|(r, _)| *r == FeedbackReason::TestsFailed)
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].contains("exactly as they were"));
+    assert!(
+        failed[1].starts_with("You said you are done, but the tests fail"),
+        "{}",
+        failed[1]
+    );
+    assert_ne!(run.summary.outcome, Outcome::Verified);
+}

@@ -39,6 +39,11 @@ const CHANGE_NOW: &str =
 /// Said after a reply stopped in a loop (`{piece}`: what it repeated).
 const LOOPED: &str = "Your last reply went round in a loop, writing `{piece}` again and again, so keel stopped it. Nothing was run. Answer again, briefly: one tool call, with short arguments.";
 
+/// Said, in place of running the tests again, when the model says it is done with the
+/// workspace exactly as it was when its tests failed in this turn (`{command}`: the
+/// test command).
+const UNCHANGED: &str = "You said you are done, but the files are exactly as they were when the tests failed (`{command}`, above), so they still fail the same way. Change the code now: call edit or write.";
+
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
 impl Session {
@@ -251,6 +256,25 @@ impl Session {
                         Event::Feedback {
                             reason: FeedbackReason::NoAction,
                             content: NO_ACTION.into(),
+                        },
+                    );
+                    stall.observe([], false, false)
+                } else if wants_work
+                    && !agent.changing_tools().is_empty()
+                    && rut.unchanged_since_red(fingerprint(&root))
+                {
+                    // Nothing to verify: the tests failed in exactly this state. A run
+                    // would only repeat their output (~500 tokens to prefill); the
+                    // eval's small model answered a red run with `python3 -m pytest -q`
+                    // as prose in 1 of 11 requests. Said once per state: a second
+                    // "done" there runs the tests (a flaky test may pass).
+                    require = Require::Change;
+                    let command = self.test_command.clone().unwrap_or_default();
+                    self.emit(
+                        sink,
+                        Event::Feedback {
+                            reason: FeedbackReason::TestsFailed,
+                            content: UNCHANGED.replace("{command}", &command),
                         },
                     );
                     stall.observe([], false, false)

@@ -13,7 +13,8 @@
 //! Whatever the dialect, the reader accepts every form small models really write for a
 //! call ([`CallForm`]): either dialect's block, a fenced ```json / ```tool_call block
 //! holding `{"name", "arguments" | "input" | "parameters"}`, a bare JSON object of that
-//! shape on its own line, and the xml elements without their `<tool_call>` wrapper.
+//! shape on its own line, and the xml elements without their `<tool_call>` wrapper
+//! (`<function-name>` for `<name>` too, and `<function name="…" arguments='{…}'/>`).
 //! JSON is read by its structure, so arguments may hold any text — `</tool_call>`
 //! included. A block that is plainly meant as a call but cannot be read becomes a
 //! [`MalformedCall`] that says what was wrong.
@@ -52,7 +53,8 @@ pub enum CallForm {
     Fenced,
     /// The JSON object alone on its line(s).
     Bare,
-    /// `<name>…</name><input>…</input>` without the `<tool_call>` wrapper.
+    /// `<name>…</name><input>…</input>` without the `<tool_call>` wrapper (also with
+    /// `<function-name>` for `<name>`), or `<function name="…" arguments='{…}'/>`.
     Unwrapped,
 }
 

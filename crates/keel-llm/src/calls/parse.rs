@@ -9,6 +9,12 @@ use crate::parse_lenient_json;
 
 const NAME_OPEN: &str = "<name>";
 const NAME_CLOSE: &str = "</name>";
+/// The name element as the 1.5B wrote it once, copying the Hermes prompt's
+/// `<function-name>` placeholder: `<function-name>write</function-name> <arguments>{…}`.
+const FUNCTION_NAME_OPEN: &str = "<function-name>";
+const FUNCTION_NAME_CLOSE: &str = "</function-name>";
+/// `<function name="read" arguments='{…}'/>`, a form the 1.5B wrote inside `<tools>`.
+const FUNCTION_OPEN: &str = "<function ";
 const FENCE: &str = "```";
 /// Keys small models use for the arguments object.
 const ARGUMENT_KEYS: [&str; 3] = ["arguments", "input", "parameters"];
@@ -84,8 +90,13 @@ fn next_call(text: &str, from: usize) -> Option<Found> {
         if rest.starts_with(OPEN) {
             return Some(wrapped(text, i));
         }
-        if rest.starts_with(NAME_OPEN)
+        if (rest.starts_with(NAME_OPEN) || rest.starts_with(FUNCTION_NAME_OPEN))
             && let Some(found) = unwrapped(text, i)
+        {
+            return Some(found);
+        }
+        if rest.starts_with(FUNCTION_OPEN)
+            && let Some(found) = attributed(text, i)
         {
             return Some(found);
         }
@@ -281,10 +292,15 @@ fn elements(
     text: &str,
     at: usize,
 ) -> Option<(usize, Result<ParsedCall, (Option<String>, String)>)> {
-    let name_start = at + NAME_OPEN.len();
-    let name_len = text[name_start..].find(NAME_CLOSE)?;
+    let (open, close) = if text[at..].starts_with(FUNCTION_NAME_OPEN) {
+        (FUNCTION_NAME_OPEN, FUNCTION_NAME_CLOSE)
+    } else {
+        (NAME_OPEN, NAME_CLOSE)
+    };
+    let name_start = at + open.len();
+    let name_len = text[name_start..].find(close)?;
     let name = text[name_start..name_start + name_len].trim().to_string();
-    let after_name = name_start + name_len + NAME_CLOSE.len();
+    let after_name = name_start + name_len + close.len();
     if name.is_empty() {
         return Some((
             after_name,
@@ -356,7 +372,12 @@ fn elements(
 /// `<name>…</name><input>…</input>` without the wrapper: a call only when the input
 /// element follows the name (a lone `<name>` is prose, e.g. HTML).
 fn unwrapped(text: &str, start: usize) -> Option<Found> {
-    let name_end = text[start..].find(NAME_CLOSE)? + start + NAME_CLOSE.len();
+    let close = if text[start..].starts_with(FUNCTION_NAME_OPEN) {
+        FUNCTION_NAME_CLOSE
+    } else {
+        NAME_CLOSE
+    };
+    let name_end = text[start..].find(close)? + start + close.len();
     let next = skip_ws(text, name_end);
     if !(text[next..].starts_with("<input>") || text[next..].starts_with("<arguments>")) {
         return None;
@@ -372,6 +393,48 @@ fn unwrapped(text: &str, start: usize) -> Option<Found> {
         start,
         end,
         calls: vec![(call, CallForm::Unwrapped)],
+        prose: String::new(),
+    })
+}
+
+/// `<function name="read" arguments='{"path": "a"}'/>` (or `…></function>`): a call
+/// only when both attributes are there and the arguments are a JSON object, found by
+/// its structure (so the quote that closes the attribute may also stand inside it).
+fn attributed(text: &str, start: usize) -> Option<Found> {
+    let tag = &text[start + FUNCTION_OPEN.len()..];
+    let name = tag.strip_prefix("name=")?;
+    let quote = name.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let name_len = name[1..].find(quote)?;
+    let name = name[1..1 + name_len].trim();
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '<') {
+        return None;
+    }
+    let after_name = start + FUNCTION_OPEN.len() + "name=".len() + name_len + 2;
+    let at = skip_ws(text, after_name);
+    let value = text[at..].strip_prefix("arguments=")?;
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let json_start = at + "arguments=".len() + 1;
+    let json_end = json_at(text, json_start)?;
+    let closing = text[json_end..].strip_prefix(quote)?;
+    let after = json_end + 1 + (closing.len() - closing.trim_start().len());
+    let end = if text[after..].starts_with("/>") {
+        after + 2
+    } else if text[after..].starts_with('>') {
+        skip_tag(text, after + 1, "</function>").0
+    } else {
+        return None;
+    };
+    let call = parse_lenient_json(&text[json_start..json_end])
+        .ok()
+        .filter(Value::is_object)
+        .map(|arguments| ParsedCall {
+            name: name.to_string(),
+            arguments,
+        })?;
+    Some(Found {
+        start,
+        end,
+        calls: vec![(Ok(call), CallForm::Unwrapped)],
         prose: String::new(),
     })
 }

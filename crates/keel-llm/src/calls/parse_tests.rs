@@ -107,6 +107,48 @@ fn xml_elements_without_the_wrapper() {
 }
 
 #[test]
+fn the_hermes_placeholder_as_a_name_element() {
+    // The 1.5B copied `<function-name>` from the Hermes prompt's call template.
+    let text = "<function-name>write</function-name> <arguments>{\"path\": \"names.py\", \"content\": \"def display_name(first, last):\\n    return f'{first} {last}'\"}</arguments>";
+    let (call, form, prose) = one(text);
+    assert_eq!(form, CallForm::Unwrapped);
+    assert_eq!(call.name, "write");
+    assert_eq!(
+        call.arguments["content"],
+        "def display_name(first, last):\n    return f'{first} {last}'"
+    );
+    assert!(prose.is_empty());
+}
+
+#[test]
+fn function_elements_with_their_arguments_as_an_attribute() {
+    // Two calls the 1.5B wrote inside `<tools>` in one reply, arguments single-quoted.
+    let text = "<tools>\n  <function name=\"read\" arguments='{\"path\": \"shop/orders/totals.py\", \"offset\": 6, \"limit\": 2}'/>\n  <function name=\"grep\" arguments='{\"pattern\": \"it's\", \"path\": \"shop\"}'/>\n</tools>";
+    let calls = ok_calls(text);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].name, "read");
+    assert_eq!(
+        calls[0].arguments,
+        json!({"path": "shop/orders/totals.py", "offset": 6, "limit": 2})
+    );
+    // The attribute's quote inside the JSON does not end it.
+    assert_eq!(
+        calls[1].arguments,
+        json!({"pattern": "it's", "path": "shop"})
+    );
+    // With a closing element, and double quotes around the name.
+    let calls = ok_calls("<function name='bash' arguments='{\"command\": \"ls\"}'></function>");
+    assert_eq!(calls[0].name, "bash");
+    // Not a call without its arguments, or when they are not an object.
+    assert!(parse_response("<function name=\"read\"/>").calls.is_empty());
+    assert!(
+        parse_response("<function name=\"read\" arguments='[1]'/>")
+            .calls
+            .is_empty()
+    );
+}
+
+#[test]
 fn closing_tags_inside_arguments_are_kept() {
     let content = "docs: a call ends with </tool_call> and input with </input>\n```\nfence\n```\n";
     let args = json!({"path": "FORMAT.md", "content": content});

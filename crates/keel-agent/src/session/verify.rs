@@ -249,7 +249,7 @@ impl Session {
             ),
             test_report::Report::NoTests | test_report::Report::MissingRunner(_) => return None,
             _ => format!(
-                "keel ran the tests after this change (`{command}`, {}): they fail.\n{}{}\nFix the code so the tests pass.",
+                "keel ran the tests after this change (`{command}`, {}): they fail.\n{}{}\n{DIAGNOSE}",
                 how(&result, timeout),
                 test_output::condense(&output).trim_end(),
                 put_back(&originals),
@@ -272,6 +272,12 @@ impl Session {
         })
     }
 }
+
+/// The request after a red run: the cause in words before the code. Asked to fix, the
+/// 1.5B answered most red runs with a call at once, often the same code again; its
+/// fixes came in replies that first said what was wrong ("…excludes null-like values
+/// from the final result. Here's the updated code:", the eval's flatten-array).
+const DIAGNOSE: &str = "First say in one sentence which input fails and what the code must do differently for it; then fix the code.";
 
 /// How a red run ended, for the model.
 fn how(result: &exec::ExecResult, timeout: std::time::Duration) -> String {

@@ -602,13 +602,23 @@ fn a_preexisting_failure_does_not_block_a_fix_of_another_test() {
     ]);
     let script = env.script("script.jsonl", &[
         json!({"content": call("edit", json!({"path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}))}),
+        // The run after the edit was red; nothing changed since, so the first "done" is
+        // answered without a run and the second runs the tests.
+        json!({"content": "Fixed."}),
         json!({"content": "Fixed."}),
     ]);
     let (_, events) = run_json(
         &env,
         &script,
-        &["--max-iterations", "2"],
+        &["--max-iterations", "3"],
         "Make calc.py pass the tests in tests/test_calc.py",
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "feedback"
+            && e["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("exactly as they were when the tests failed"))),
+        "{events:?}"
     );
     let verification = events.iter().find(|e| e["type"] == "verification").unwrap();
     assert_eq!(verification["passed"], false, "{verification}");
@@ -748,12 +758,15 @@ fn a_weakened_test_is_refused_and_verification_runs_the_original_tests() {
         // Through bash it happens, but verification runs the original test (red), plus
         // the test the agent added (which runs: it fails too).
         json!({"content": call("bash", json!({"command": "printf 'def test_add():\\n    pass\\n' > tests/test_calc.py && printf 'def test_new():\\n    assert 1 == 2\\n' > tests/test_new.py"}))}),
+        // The tests ran red after that change; the first "done" with nothing changed
+        // since is answered without a run, the second is verified.
+        json!({"content": "Done."}),
         json!({"content": "Done."}),
     ]);
     let (_, events) = run_json(
         &env,
         &script,
-        &["--max-iterations", "3"],
+        &["--max-iterations", "4"],
         "Fix the bug in calc.py",
     );
     let results: Vec<&Value> = events
@@ -772,8 +785,10 @@ fn a_weakened_test_is_refused_and_verification_runs_the_original_tests() {
         output.contains("test_add") && output.contains("test_new"),
         "{output}"
     );
+    // The verification's feedback (the last), which names the test file put back.
     let feedback = events
         .iter()
+        .rev()
         .find(|e| e["type"] == "feedback" && e["reason"] == "tests_failed")
         .unwrap();
     assert!(

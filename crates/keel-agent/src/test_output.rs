@@ -23,18 +23,9 @@ const ERROR_LINES: usize = 6;
 pub fn condense(output: &str) -> String {
     let output = &without_timings(output);
     let lines: Vec<&str> = output.lines().collect();
-    let Some(start) = lines
-        .iter()
-        .position(|l| is_banner(l, "FAILURES"))
-        .or_else(|| lines.iter().position(|l| is_banner(l, "ERRORS")))
-    else {
+    let Some((start, end)) = failure_block(&lines) else {
         return output.to_string();
     };
-    // Where the detailed sections end: the next `=== … ===` banner.
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.starts_with("===") && l.ends_with("==="))
-        .map_or(lines.len(), |i| start + 1 + i);
     let sections: Vec<Vec<String>> = split_sections(&lines[start + 1..end])
         .iter()
         .map(|section| tidy(section))
@@ -126,11 +117,7 @@ pub fn first_failure(output: &str) -> Option<String> {
     if totals.contains(" passed") || !(totals.contains(" failed") || totals.contains(" error")) {
         return None;
     }
-    let start = lines.iter().position(|l| is_banner(l, "FAILURES"))?;
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.starts_with("===") && l.ends_with("==="))
-        .map_or(lines.len(), |i| start + 1 + i);
+    let (start, end) = failure_block(&lines)?;
     let sections = split_sections(&lines[start + 1..end]);
     let first = tidy(sections.first()?);
     let mut kept: Vec<String> = lines[..=start].iter().map(|l| tidy_line(l)).collect();
@@ -322,16 +309,8 @@ fn line_without_timing(line: &str) -> std::borrow::Cow<'_, str> {
 /// line in the short summary.
 fn failure_gists(output: &str) -> Vec<String> {
     let lines: Vec<&str> = output.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| is_banner(l, "FAILURES"))
-        .or_else(|| lines.iter().position(|l| is_banner(l, "ERRORS")));
     let mut gists = Vec::new();
-    if let Some(start) = start {
-        let end = lines[start + 1..]
-            .iter()
-            .position(|l| l.starts_with("===") && l.ends_with("==="))
-            .map_or(lines.len(), |i| start + 1 + i);
+    if let Some((start, end)) = failure_block(&lines) {
         for section in split_sections(&lines[start + 1..end]) {
             gists.push(gist(&section));
         }
@@ -371,6 +350,20 @@ fn gist<S: AsRef<str>>(section: &[S]) -> String {
 /// The test a `___ T.test_x ___` line heads.
 fn section_name(header: &str) -> &str {
     header.trim_matches(|c| c == '_' || c == ' ')
+}
+
+/// Where a pytest report's detailed failures are: its `=== FAILURES ===` (else
+/// `=== ERRORS ===`) banner, and the next `=== … ===` banner (or the end) after it.
+fn failure_block(lines: &[&str]) -> Option<(usize, usize)> {
+    let start = lines
+        .iter()
+        .position(|l| is_banner(l, "FAILURES"))
+        .or_else(|| lines.iter().position(|l| is_banner(l, "ERRORS")))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("===") && l.ends_with("==="))
+        .map_or(lines.len(), |i| start + 1 + i);
+    Some((start, end))
 }
 
 /// `=== FAILURES ===` and the like.

@@ -377,8 +377,7 @@ fn is_banner(line: &str, title: &str) -> bool {
 fn is_section_header(line: &str) -> bool {
     let line = line.trim_end();
     let name = line.trim_matches('_');
-    line.len() > name.len()
-        && line.starts_with('_')
+    line.starts_with('_')
         && line.ends_with('_')
         && name.starts_with(' ')
         && name.ends_with(' ')

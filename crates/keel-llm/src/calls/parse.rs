@@ -292,11 +292,7 @@ fn elements(
     text: &str,
     at: usize,
 ) -> Option<(usize, Result<ParsedCall, (Option<String>, String)>)> {
-    let (open, close) = if text[at..].starts_with(FUNCTION_NAME_OPEN) {
-        (FUNCTION_NAME_OPEN, FUNCTION_NAME_CLOSE)
-    } else {
-        (NAME_OPEN, NAME_CLOSE)
-    };
+    let (open, close) = name_tags(text, at);
     let name_start = at + open.len();
     let name_len = text[name_start..].find(close)?;
     let name = text[name_start..name_start + name_len].trim().to_string();
@@ -369,14 +365,19 @@ fn elements(
     Some((end, call))
 }
 
+/// The opening and closing name element at `at`: `<name>`, or `<function-name>`.
+fn name_tags(text: &str, at: usize) -> (&'static str, &'static str) {
+    if text[at..].starts_with(FUNCTION_NAME_OPEN) {
+        (FUNCTION_NAME_OPEN, FUNCTION_NAME_CLOSE)
+    } else {
+        (NAME_OPEN, NAME_CLOSE)
+    }
+}
+
 /// `<name>…</name><input>…</input>` without the wrapper: a call only when the input
 /// element follows the name (a lone `<name>` is prose, e.g. HTML).
 fn unwrapped(text: &str, start: usize) -> Option<Found> {
-    let close = if text[start..].starts_with(FUNCTION_NAME_OPEN) {
-        FUNCTION_NAME_CLOSE
-    } else {
-        NAME_CLOSE
-    };
+    let (_, close) = name_tags(text, start);
     let name_end = text[start..].find(close)? + start + close.len();
     let next = skip_ws(text, name_end);
     if !(text[next..].starts_with("<input>") || text[next..].starts_with("<arguments>")) {
@@ -415,8 +416,8 @@ fn attributed(text: &str, start: usize) -> Option<Found> {
     let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let json_start = at + "arguments=".len() + 1;
     let json_end = json_at(text, json_start)?;
-    let closing = text[json_end..].strip_prefix(quote)?;
-    let after = json_end + 1 + (closing.len() - closing.trim_start().len());
+    text[json_end..].strip_prefix(quote)?;
+    let after = skip_ws(text, json_end + quote.len_utf8());
     let end = if text[after..].starts_with("/>") {
         after + 2
     } else if text[after..].starts_with('>') {

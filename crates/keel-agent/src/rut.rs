@@ -100,7 +100,13 @@ impl Rut {
     /// Whether the last test run of the turn failed and the tests already failed with
     /// the workspace in exactly this state; `true` once a state.
     pub(crate) fn unchanged_since_red(&mut self, state: u64) -> bool {
-        self.red && self.failed.contains(&state) && self.told_unchanged.insert(state)
+        self.red_here(state) && self.told_unchanged.insert(state)
+    }
+
+    /// Whether the last test run of the turn failed and the tests already failed with
+    /// the workspace in exactly this state.
+    pub(crate) fn red_here(&self, state: u64) -> bool {
+        self.red && self.failed.contains(&state)
     }
 
     /// Whether the last test run of the turn failed.

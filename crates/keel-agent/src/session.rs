@@ -405,6 +405,7 @@ impl Session {
             messages,
             tools: agent.tool_specs.clone(),
             require_call: false,
+            end_with_call: false,
             protocol: agent.protocol,
             max_tokens: agent.config.max_tokens,
             response_schema: None,

@@ -30,6 +30,8 @@ struct Temperatures {
     messages: Mutex<Vec<Vec<Message>>>,
     /// The tools a call was required of, for each request that required one.
     required: Mutex<Vec<Option<Vec<String>>>>,
+    /// Whether each request asked for a reply that ends with a call.
+    end_with_call: Mutex<Vec<bool>>,
     /// Say the backend constrains calls with a grammar (as the embedded engine does).
     grammar: bool,
 }
@@ -51,6 +53,7 @@ impl ModelClient for Temperatures {
                 .require_call
                 .then(|| request.tools.iter().map(|t| t.name.clone()).collect()),
         );
+        self.end_with_call.lock().unwrap().push(request.end_with_call);
         self.replay.stream(request)
     }
 }
@@ -61,6 +64,7 @@ struct Run {
     temperatures: Vec<Option<f32>>,
     requests: Vec<Vec<Message>>,
     required: Vec<Option<Vec<String>>>,
+    end_with_call: Vec<bool>,
     dir: tempfile::TempDir,
 }
 
@@ -103,6 +107,7 @@ async fn run_on(
         seen: Mutex::default(),
         messages: Mutex::default(),
         required: Mutex::default(),
+        end_with_call: Mutex::default(),
         grammar,
     });
     let config = AgentConfig {
@@ -129,12 +134,14 @@ async fn run_on(
     let temperatures = model.seen.lock().unwrap().clone();
     let requests = model.messages.lock().unwrap().clone();
     let required = model.required.lock().unwrap().clone();
+    let end_with_call = model.end_with_call.lock().unwrap().clone();
     Run {
         session,
         summary,
         temperatures,
         requests,
         required,
+        end_with_call,
         dir,
     }
 }
@@ -562,4 +569,32 @@ async fn done_said_twice_in_the_same_red_state_runs_the_tests_the_second_time() 
         failed[1]
     );
     assert_ne!(run.summary.outcome, Outcome::Verified);
+}
+
+#[tokio::test]
+async fn a_reply_after_red_tests_may_say_the_cause_but_must_end_with_a_call() {
+    let replies = [
+        write("calc.txt", "still broken\n"),
+        // Reads change nothing: still red, still a call to end with.
+        call("read", json!({"path": "calc.txt"})),
+        write("calc.txt", "fixed\n"),
+        "Done.".to_string(),
+    ];
+    let run = run_on(
+        &replies,
+        &[("calc.txt", "broken\n")],
+        "grep -q fixed calc.txt",
+        true,
+    )
+    .await;
+    assert_eq!(
+        run.summary.outcome,
+        Outcome::Verified,
+        "{:?}",
+        run.feedback()
+    );
+    // Before any run, nothing asked; after the red run, every request until a change
+    // made the tests pass; not after the green one.
+    assert_eq!(run.end_with_call, [false, true, true, false]);
+    assert_eq!(run.required, [None, None, None, None]);
 }

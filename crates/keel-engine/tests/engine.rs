@@ -278,6 +278,36 @@ fn constrained_calls_match_every_tools_schema_across_seeds() {
     assert!(calls >= tools.len() * 4);
 }
 
+#[test]
+fn a_reply_that_must_end_with_a_call_gets_one_where_its_prose_ends() {
+    // A chat model, which ends its turn (the base model above does not).
+    let Some(path) = model::coding_model("qwen2.5-coder-0.5b-instruct.gguf") else {
+        return;
+    };
+    let engine = Engine::load(&path, options(0)).expect("load");
+    let tools = keel_tools::ToolRegistry::builtin().specs();
+    let messages = vec![
+        Message::system("You are a terse assistant."),
+        Message::user("Say hello in one short sentence."),
+    ];
+    // Without the flag: the prose is the whole reply.
+    let mut r = request("prose", messages.clone(), 96);
+    r.tools = tools.clone();
+    let free = engine.generate(&r, &|| false, &mut |_| {}).unwrap();
+    assert_eq!(free.stop, keel_engine::Stop::EndOfTurn, "{free:?}");
+    assert_eq!(free.constrained_calls, 0, "{free:?}");
+    assert!(!free.text.trim().is_empty());
+    // With it: the same prose, then a call under the grammar.
+    let mut r = request("prose-then-call", messages, 96);
+    r.tools = tools.clone();
+    r.end_with_call = true;
+    let g = engine.generate(&r, &|| false, &mut |_| {}).unwrap();
+    assert_eq!(g.constrained_calls, 1, "{g:?}");
+    let (prose, _) = g.text.split_once(keel_llm::calls::OPEN).expect("a call");
+    assert_eq!(prose.trim(), free.text.trim());
+    assert_eq!(check_calls(&g.text, &tools).unwrap(), 1, "{:?}", g.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_streams_usage_and_cancels_at_once() {
     let Some(path) = model() else { return };

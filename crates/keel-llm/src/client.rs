@@ -106,6 +106,12 @@ pub struct ChatRequest {
     /// The reply must be a tool call (the constraining backends force one; others get
     /// `tool_choice: "required"` in `native` mode).
     pub require_call: bool,
+    /// The reply must not end without a call, though prose may come first: where the
+    /// model would end its turn before any call, the embedded engine writes the call
+    /// opener and samples the call under the grammar (a one-sentence diagnosis, then
+    /// the fix, in one reply). Other backends send the request as it is: the agent
+    /// handles a reply that ends in prose.
+    pub end_with_call: bool,
     pub protocol: ToolProtocol,
     pub max_tokens: Option<u32>,
     /// Constrain the whole response to this JSON schema (backends whose
@@ -146,6 +152,7 @@ impl ChatRequest {
             messages,
             tools: Vec::new(),
             require_call: false,
+            end_with_call: false,
             protocol: ToolProtocol::Xml,
             max_tokens: None,
             response_schema: None,

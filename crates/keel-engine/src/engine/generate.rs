@@ -151,6 +151,8 @@ impl Engine {
         let mut batch = LlamaBatch::new(1, 1);
         let mut forced: std::collections::VecDeque<LlamaToken> = self.tokenize_text(prefix).into();
         let decode_started = Instant::now();
+        // The call opener was written where the reply would have ended.
+        let mut opened_at_end = false;
         loop {
             if cancelled() {
                 generation.stop = Stop::Cancelled;
@@ -179,6 +181,19 @@ impl Engine {
                         // be a call: open it rather than end on a fragment.
                         if !tools.is_empty() && is_fence_opener(&bytes) {
                             forced.extend(self.tokenize_text(keel_llm::calls::OPEN));
+                            continue;
+                        }
+                        // Prose where a call must follow (the cause of a red run, said
+                        // in a sentence): the call is opened where the reply would end.
+                        if request.end_with_call
+                            && !tools.is_empty()
+                            && generation.constrained_calls == 0
+                            && !std::mem::replace(&mut opened_at_end, true)
+                        {
+                            forced.extend(self.tokenize_text(&format!(
+                                "\n{}",
+                                keel_llm::calls::OPEN
+                            )));
                             continue;
                         }
                         generation.stop = Stop::EndOfTurn;

@@ -306,6 +306,21 @@ fn a_reply_that_must_end_with_a_call_gets_one_where_its_prose_ends() {
     let (prose, _) = g.text.split_once(keel_llm::calls::OPEN).expect("a call");
     assert_eq!(prose.trim(), free.text.trim());
     assert_eq!(check_calls(&g.text, &tools).unwrap(), 1, "{:?}", g.text);
+    // A fenced block is the model's own way to write a file: no call forced after it.
+    let mut r = request(
+        "block",
+        vec![
+            Message::system("You are a terse assistant."),
+            Message::user("Write a Python function that adds two numbers, in a code block."),
+        ],
+        160,
+    );
+    r.tools = tools;
+    r.end_with_call = true;
+    let g = engine.generate(&r, &|| false, &mut |_| {}).unwrap();
+    assert!(g.text.contains("```"), "{g:?}");
+    assert_eq!(g.stop, keel_engine::Stop::EndOfTurn, "{g:?}");
+    assert_eq!(g.constrained_calls, 0, "{g:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,9 +185,13 @@ impl Engine {
                         }
                         // Prose where a call must follow (the cause of a red run, said
                         // in a sentence): the call is opened where the reply would end.
+                        // Not after a fenced block: that is the model's own way to
+                        // write a file (the agent reads it as one), and a call after it
+                        // only wrote the same code again, or ran the tests instead.
                         if request.end_with_call
                             && !tools.is_empty()
                             && generation.constrained_calls == 0
+                            && find(&bytes, b"```").is_none()
                             && !std::mem::replace(&mut opened_at_end, true)
                         {
                             forced.extend(self.tokenize_text(&format!(

@@ -53,7 +53,10 @@ impl ModelClient for Temperatures {
                 .require_call
                 .then(|| request.tools.iter().map(|t| t.name.clone()).collect()),
         );
-        self.end_with_call.lock().unwrap().push(request.end_with_call);
+        self.end_with_call
+            .lock()
+            .unwrap()
+            .push(request.end_with_call);
         self.replay.stream(request)
     }
 }

@@ -194,10 +194,9 @@ impl Engine {
                             && find(&bytes, b"```").is_none()
                             && !std::mem::replace(&mut opened_at_end, true)
                         {
-                            forced.extend(self.tokenize_text(&format!(
-                                "\n{}",
-                                keel_llm::calls::OPEN
-                            )));
+                            forced.extend(
+                                self.tokenize_text(&format!("\n{}", keel_llm::calls::OPEN)),
+                            );
                             continue;
                         }
                         generation.stop = Stop::EndOfTurn;

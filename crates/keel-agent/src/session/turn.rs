@@ -173,7 +173,7 @@ impl Session {
                     // Red, and nothing changed since: a reply may say what is wrong,
                     // but it does not end without the call that changes it (the 1.5B
                     // answered 20 of 71 red runs with the cause alone, an iteration
-                    // each).
+                    // each). `red()` first: the workspace is hashed only when red.
                     request.end_with_call = wants_work
                         && !agent.changing_tools().is_empty()
                         && rut.red()

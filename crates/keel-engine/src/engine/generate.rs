@@ -151,8 +151,6 @@ impl Engine {
         let mut batch = LlamaBatch::new(1, 1);
         let mut forced: std::collections::VecDeque<LlamaToken> = self.tokenize_text(prefix).into();
         let decode_started = Instant::now();
-        // The call opener was written where the reply would have ended.
-        let mut opened_at_end = false;
         loop {
             if cancelled() {
                 generation.stop = Stop::Cancelled;
@@ -188,11 +186,11 @@ impl Engine {
                         // Not after a fenced block: that is the model's own way to
                         // write a file (the agent reads it as one), and a call after it
                         // only wrote the same code again, or ran the tests instead.
+                        // Once: the opener starts a call, and the count then says so.
                         if request.end_with_call
                             && !tools.is_empty()
                             && generation.constrained_calls == 0
                             && find(&bytes, b"```").is_none()
-                            && !std::mem::replace(&mut opened_at_end, true)
                         {
                             forced.extend(
                                 self.tokenize_text(&format!("\n{}", keel_llm::calls::OPEN)),

@@ -8,6 +8,7 @@ use std::path::Path;
 use tree_sitter::{Language, Node, Parser};
 
 mod python_mend;
+mod python_slips;
 
 pub use python_mend::{Mended, module_names as python_module_names};
 

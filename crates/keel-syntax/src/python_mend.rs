@@ -1,4 +1,4 @@
-//! Mending the two Python slips that cost a small model most after a `write` or `edit`.
+//! Mending the Python slips that cost a small model most after a `write` or `edit`.
 //!
 //! - **A rewrite that drops what the code still uses.** Asked to fix one function, a small
 //!   model rewrites the file with that function alone: the file's imports, constants and
@@ -9,12 +9,8 @@
 //!   the helper, whole.
 //! - **A standard module used and never imported** (`re.sub(…)` with no `import re`): the
 //!   import is added, for the modules listed in [`STDLIB_MODULES`].
-//! - **An apostrophe inside a single-quoted string** (`raise ValueError('can't …')`): the
-//!   model writes the same unparsable line again each time it is refused. On the line
-//!   where parsing stops, such a string is re-quoted with double quotes.
-//!
-//! - **Wrapping that is not code** — the call's closing `}` left at the end of the content,
-//!   every line in `<code>…</code><br>` — is taken away when that makes the file parse.
+//! - **Slips that leave the text unparsable** — a broken quote, a bracket left open or
+//!   left over, markup around the code: see [`crate::python_slips`].
 //!
 //! Each mend is kept only when the result parses, and each is reported, so the model
 //! knows what is in the file.
@@ -62,7 +58,7 @@ pub struct Mended {
     pub notes: Vec<String>,
 }
 
-fn parse(text: &str) -> Option<Tree> {
+pub(crate) fn parse(text: &str) -> Option<Tree> {
     let mut parser = Parser::new();
     parser
         .set_language(&tree_sitter_python::LANGUAGE.into())
@@ -70,7 +66,7 @@ fn parse(text: &str) -> Option<Tree> {
     parser.parse(text, None)
 }
 
-fn parses(text: &str) -> bool {
+pub(crate) fn parses(text: &str) -> bool {
     parse(text).is_some_and(|tree| !tree.root_node().has_error())
 }
 
@@ -80,7 +76,7 @@ pub fn mend(before: Option<&str>, after: &str) -> Option<Mended> {
     let mut notes = Vec::new();
     let mut text = after.to_string();
     if !parses(&text) {
-        text = unbroken(&text, &mut notes)?;
+        text = crate::python_slips::unbroken(&text, &mut notes)?;
     }
     let old = before.filter(|b| parses(b));
     if let Some((carried, added)) = restore_names(old, &text) {
@@ -88,149 +84,6 @@ pub fn mend(before: Option<&str>, after: &str) -> Option<Mended> {
         notes.extend(added);
     }
     (!notes.is_empty()).then_some(Mended { text, notes })
-}
-
-/// Text that does not parse, with the slips that made it so undone — markup around the
-/// code, a bracket of the call's JSON left at its end, apostrophes in single-quoted
-/// strings — when that makes it parse.
-fn unbroken(text: &str, notes: &mut Vec<String>) -> Option<String> {
-    let mut text = text.to_string();
-    let mut fixes = Vec::new();
-    if let Some(unwrapped) = without_markup(&text) {
-        text = unwrapped;
-        fixes.push("keel took the code out of the `<code>`/`<br>` markup around it".to_string());
-    }
-    if !parses(&text)
-        && let Some((stripped, closer)) = without_trailing_closer(&text)
-    {
-        text = stripped;
-        fixes.push(format!(
-            "keel removed a `{closer}` at the end of the content that closed nothing"
-        ));
-    }
-    if !parses(&text)
-        && let Some((requoted, lines)) = requote(&text)
-    {
-        text = requoted;
-        fixes.extend(lines.into_iter().map(|line| format!(
-            "keel re-quoted the string on line {line} with double quotes: it holds an apostrophe, which ended the single-quoted string early"
-        )));
-    }
-    if fixes.is_empty() || !parses(&text) {
-        return None;
-    }
-    notes.extend(fixes);
-    Some(text)
-}
-
-/// `<code>def f():</code><br><code>    return 1</code>` as plain lines (the 0.5B and
-/// 1.5B wrote luhn.py like that, refused each time).
-fn without_markup(text: &str) -> Option<String> {
-    if !text.trim_start().starts_with("<code>") || !text.contains("</code>") {
-        return None;
-    }
-    let plain = text
-        .replace("</code><br><code>", "\n")
-        .replace("</code><br>", "\n")
-        .replace("<br>", "\n")
-        .replace("<code>", "")
-        .replace("</code>", "")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    let mut plain = plain.trim().to_string();
-    plain.push('\n');
-    Some(plain)
-}
-
-/// The text without one or two unmatched closing brackets at its very end:
-/// `return len(set(p)) == len(p)}` — the model closed its call's JSON inside the string.
-fn without_trailing_closer(text: &str) -> Option<(String, char)> {
-    let mut trimmed = text.trim_end().to_string();
-    for _ in 0..2 {
-        let closer = trimmed
-            .chars()
-            .last()
-            .filter(|c| matches!(c, '}' | ']' | ')'))?;
-        trimmed.pop();
-        let mut candidate = trimmed.clone();
-        candidate.push('\n');
-        if parses(&candidate) {
-            return Some((candidate, closer));
-        }
-    }
-    None
-}
-
-// ---------------------------------------------------------------- quotes
-
-/// The text with broken single-quoted strings re-quoted on the lines where parsing stops,
-/// and those lines (1-based); `None` when no line was re-quoted.
-fn requote(text: &str) -> Option<(String, Vec<usize>)> {
-    let mut text = text.to_string();
-    let mut fixed = Vec::new();
-    for _ in 0..8 {
-        let tree = parse(&text)?;
-        if !tree.root_node().has_error() {
-            return (!fixed.is_empty()).then_some((text, fixed));
-        }
-        let Some(row) = crate::first_error(tree.root_node()).map(|n| n.start_position().row) else {
-            break;
-        };
-        let start = line_start(&text, row);
-        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let Some(line) = requote_line(&text[start..end]) else {
-            break;
-        };
-        text.replace_range(start..end, &line);
-        fixed.push(row + 1);
-    }
-    (!fixed.is_empty()).then_some((text, fixed))
-}
-
-fn line_start(text: &str, row: usize) -> usize {
-    if row == 0 {
-        return 0;
-    }
-    text.match_indices('\n')
-        .nth(row - 1)
-        .map_or(text.len(), |(i, _)| i + 1)
-}
-
-/// `'can't stop'` → `"can't stop"` in one line; `None` when the line has no such string.
-fn requote_line(line: &str) -> Option<String> {
-    if line.contains("'''") || line.contains("\"\"\"") {
-        return None;
-    }
-    let bytes = line.as_bytes();
-    let quotes: Vec<usize> = (0..bytes.len())
-        .filter(|&i| bytes[i] == b'\'' && (i == 0 || bytes[i - 1] != b'\\'))
-        .collect();
-    let word = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_alphanumeric());
-    for window in quotes.windows(3) {
-        let (open, inner, close) = (window[0], window[1], window[2]);
-        let apostrophe = inner > 0 && word(inner - 1) && word(inner + 1);
-        // The opening quote starts a string: after no word character, or after a
-        // string prefix (f'…', r'…').
-        let starts = open == 0
-            || !word(open - 1)
-            || (matches!(
-                bytes[open - 1],
-                b'f' | b'r' | b'b' | b'u' | b'F' | b'R' | b'B'
-            ) && (open < 2 || !word(open - 2)));
-        if apostrophe && starts && !line[open..=close].contains('"') {
-            let mut out = String::with_capacity(line.len());
-            out.push_str(&line[..open]);
-            out.push('"');
-            out.push_str(&line[open + 1..close]);
-            out.push('"');
-            out.push_str(&line[close + 1..]);
-            return Some(out);
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------- names
@@ -648,23 +501,6 @@ mod tests {
     }
 
     #[test]
-    fn an_apostrophe_in_a_single_quoted_string_is_requoted() {
-        let new = "def find_fewest_coins(coins, target):\n    if target < 0:\n        raise ValueError('can't make target with given coins')\n    return []\n";
-        let got = mended(None, new);
-        assert_eq!(
-            got.text,
-            "def find_fewest_coins(coins, target):\n    if target < 0:\n        raise ValueError(\"can't make target with given coins\")\n    return []\n"
-        );
-        assert_eq!(got.notes.len(), 1);
-        assert!(got.notes[0].contains("line 3"), "{:?}", got.notes);
-        // Two broken strings on two lines, one an f-string.
-        let two = "def f(n):\n    if n < 0:\n        raise ValueError(f'{n} isn't allowed')\n    raise ValueError('won't do')\n";
-        let got = mended(None, two);
-        assert!(got.text.contains("f\"{n} isn't allowed\""), "{}", got.text);
-        assert!(got.text.contains("\"won't do\""), "{}", got.text);
-    }
-
-    #[test]
     fn module_names_are_the_top_level_bindings() {
         let text = "import os.path\nfrom x import (a,\n    b as c)\nLIMIT = 3\n\n@wraps\ndef f():\n    inner = 1\n\nclass K:\n    def m(self):\n        pass\n";
         let names: Vec<String> = module_names(text).unwrap().into_iter().collect();
@@ -672,35 +508,6 @@ mod tests {
         // imported from, nor what is bound inside a function or class.
         assert_eq!(names, ["K", "LIMIT", "a", "b", "c", "f", "os", "path"]);
         assert_eq!(module_names("def (:\n"), None);
-    }
-
-    #[test]
-    fn a_bracket_left_from_the_call_and_markup_around_the_code_are_taken_away() {
-        // isogram, 1.5B: the call's closing brace inside the content.
-        let got = mended(
-            None,
-            "def is_isogram(phrase):\n    return len(set(phrase)) == len(phrase)}",
-        );
-        assert_eq!(
-            got.text,
-            "def is_isogram(phrase):\n    return len(set(phrase)) == len(phrase)\n"
-        );
-        assert_eq!(
-            got.notes,
-            ["keel removed a `}` at the end of the content that closed nothing"]
-        );
-        // luhn: every line in <code>…</code>, joined by <br>.
-        let got = mended(
-            None,
-            "<code>class Luhn:</code><br><code>    def valid(self):</code><br><code>        return 1 &lt; 2</code>",
-        );
-        assert_eq!(
-            got.text,
-            "class Luhn:\n    def valid(self):\n        return 1 < 2\n"
-        );
-        assert!(got.notes[0].contains("markup"), "{:?}", got.notes);
-        // A closer that closes something is code, and the error is elsewhere.
-        assert_eq!(mend(None, "def f(:\n    return (1)"), None);
     }
 
     #[test]

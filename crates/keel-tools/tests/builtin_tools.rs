@@ -401,6 +401,28 @@ async fn an_apostrophe_that_breaks_a_string_is_requoted_not_refused() {
     assert!(message.contains("unparsable"), "{message}");
 }
 
+/// `return f'Clock({self.hour}, {self.minute})` with its closing quote missing: refused
+/// eight times, word for word, until the `clock` exercise stalled (1.5B, greedy).
+#[tokio::test]
+async fn a_string_left_open_at_its_lines_end_is_closed_not_refused() {
+    let f = Fixture::new();
+    std::fs::write(f.path("clock.py"), "class Clock:\n    pass\n").unwrap();
+    f.ok("read", json!({"path": "clock.py"})).await;
+    let content = "class Clock:\n    def __init__(self, hour, minute):\n        self.hour, self.minute = hour, minute\n\n    def __repr__(self):\n        return f'Clock({self.hour}, {self.minute})\n\n    def __str__(self):\n        return f'{self.hour:02}:{self.minute:02}'\n";
+    let out = f
+        .ok("write", json!({"path": "clock.py", "content": content}))
+        .await;
+    assert!(
+        out.contains("closed the string left open at the end of line 6"),
+        "{out}"
+    );
+    assert!(
+        std::fs::read_to_string(f.path("clock.py"))
+            .unwrap()
+            .contains("        return f'Clock({self.hour}, {self.minute})'\n")
+    );
+}
+
 /// find-the-code's `overselling`: the 1.5B indented `reserve` into the class above it,
 /// and every test of the file failed at collection with `ImportError`.
 #[tokio::test]

@@ -421,6 +421,16 @@ async fn a_string_left_open_at_its_lines_end_is_closed_not_refused() {
             .unwrap()
             .contains("        return f'Clock({self.hour}, {self.minute})'\n")
     );
+    // The same slip again is the same file: nothing changes, and the answer says so.
+    let out = f
+        .ok("write", json!({"path": "clock.py", "content": content}))
+        .await;
+    assert!(
+        out.starts_with(
+            "clock.py already had exactly this content once keel mended it: nothing changed"
+        ),
+        "{out}"
+    );
 }
 
 /// find-the-code's `overselling`: the 1.5B indented `reserve` into the class above it,

@@ -75,6 +75,13 @@ impl TypedTool for Write {
             ));
         }
         let (content, mended) = super::mend(&path, before.as_deref(), args.content);
+        if before.as_deref() == Some(content.as_str()) {
+            // The slip mended is the file as it is: the same code again.
+            ctx.mark_read(&path);
+            return Ok(format!(
+                "{shown} already had exactly this content once keel mended it: nothing changed{mended}"
+            ));
+        }
         let note = super::check_syntax(&path, &shown, before.as_deref(), &content)?;
         super::check_importers(ctx, &path, &shown, before.as_deref(), &content)?;
         if let Some(parent) = path.parent() {

@@ -219,10 +219,11 @@ async fn an_attempt_that_failed_twice_starts_afresh_from_the_original_files() {
         ),
         "Done.".to_string(),
     ];
-    let run = run(
+    let run = run_on(
         &replies,
         &[("calc.txt", "broken\n")],
         "grep -q fixed calc.txt",
+        true,
     )
     .await;
     assert_eq!(
@@ -262,6 +263,16 @@ async fn an_attempt_that_failed_twice_starts_afresh_from_the_original_files() {
             .any(|m| m.content.contains("wrong one") || m.content.contains("wrong two"))
     );
     assert_eq!(run.temperatures, [None, None, Some(0.7), Some(0.7)]);
+    // The new attempt starts with a change: nothing else is allowed its first reply.
+    assert_eq!(
+        run.required,
+        [
+            None,
+            None,
+            Some(vec!["edit".to_string(), "write".to_string()]),
+            None
+        ]
+    );
     // A resumed session renders the same conversation.
     let rebuilt = keel_protocol::conversation(run.session.events());
     assert!(rebuilt.iter().any(|m| {

@@ -434,6 +434,23 @@ impl Session {
         self.required_call_among(agent, writers)
     }
 
+    /// The first request of a new attempt (after a fresh start): the reply may explain
+    /// and may write a file as a fenced block, but it ends with a change. On a grammar
+    /// backend (the embedded engine) a call it opens can only be `write` or `edit`, and
+    /// one is opened where it would end without a call; other backends get the request
+    /// as it is. Not a call at the reply's start: after the eval's grains went back to
+    /// the start for the third time, the 1.5B's pass came from such a reply — the
+    /// reasoning, then the file in a block.
+    pub(super) fn new_attempt_request(&self, agent: &Agent) -> ChatRequest {
+        let mut request = self.request(agent);
+        let writers = agent.changing_tools();
+        if agent.model.info().constraint == Some(Constraint::Grammar) && !writers.is_empty() {
+            request.end_with_call = true;
+            request.tools = writers;
+        }
+        request
+    }
+
     fn required_call_among(&self, agent: &Agent, tools: Vec<ToolSpec>) -> ChatRequest {
         let mut request = self.request(agent);
         match (agent.model.info().constraint, agent.protocol) {

@@ -32,6 +32,8 @@ struct Temperatures {
     required: Mutex<Vec<Option<Vec<String>>>>,
     /// Whether each request asked for a reply that ends with a call.
     end_with_call: Mutex<Vec<bool>>,
+    /// The tools each request offered the backend.
+    tools: Mutex<Vec<Vec<String>>>,
     /// Say the backend constrains calls with a grammar (as the embedded engine does).
     grammar: bool,
 }
@@ -57,6 +59,10 @@ impl ModelClient for Temperatures {
             .lock()
             .unwrap()
             .push(request.end_with_call);
+        self.tools
+            .lock()
+            .unwrap()
+            .push(request.tools.iter().map(|t| t.name.clone()).collect());
         self.replay.stream(request)
     }
 }
@@ -68,6 +74,7 @@ struct Run {
     requests: Vec<Vec<Message>>,
     required: Vec<Option<Vec<String>>>,
     end_with_call: Vec<bool>,
+    tools: Vec<Vec<String>>,
     dir: tempfile::TempDir,
 }
 
@@ -111,6 +118,7 @@ async fn run_on(
         messages: Mutex::default(),
         required: Mutex::default(),
         end_with_call: Mutex::default(),
+        tools: Mutex::default(),
         grammar,
     });
     let config = AgentConfig {
@@ -138,6 +146,7 @@ async fn run_on(
     let requests = model.messages.lock().unwrap().clone();
     let required = model.required.lock().unwrap().clone();
     let end_with_call = model.end_with_call.lock().unwrap().clone();
+    let tools = model.tools.lock().unwrap().clone();
     Run {
         session,
         summary,
@@ -145,6 +154,7 @@ async fn run_on(
         requests,
         required,
         end_with_call,
+        tools,
         dir,
     }
 }
@@ -263,16 +273,12 @@ async fn an_attempt_that_failed_twice_starts_afresh_from_the_original_files() {
             .any(|m| m.content.contains("wrong one") || m.content.contains("wrong two"))
     );
     assert_eq!(run.temperatures, [None, None, Some(0.7), Some(0.7)]);
-    // The new attempt starts with a change: nothing else is allowed its first reply.
-    assert_eq!(
-        run.required,
-        [
-            None,
-            None,
-            Some(vec!["edit".to_string(), "write".to_string()]),
-            None
-        ]
-    );
+    // The new attempt's first reply may explain (no call required at its start), but
+    // it ends with a call, and that call can only change a file.
+    assert_eq!(run.required, [None, None, None, None]);
+    assert_eq!(run.end_with_call, [false, true, true, false]);
+    assert_eq!(run.tools[2], ["edit", "write"]);
+    assert!(run.tools[3].len() > 2, "{:?}", run.tools[3]);
     // A resumed session renders the same conversation.
     let rebuilt = keel_protocol::conversation(run.session.events());
     assert!(rebuilt.iter().any(|m| {

@@ -31,6 +31,8 @@ enum Require {
     Nothing,
     Call,
     Change,
+    /// The first reply of a new attempt: it may explain, it ends with a change.
+    NewAttempt,
 }
 
 const CHANGE_NOW: &str =
@@ -46,14 +48,14 @@ const UNCHANGED: &str = "You said you are done, but the files are exactly as the
 
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
-/// What the first reply of a new attempt must be: a change. The files are shown in the
-/// note or the context and the tests just failed, so anything else is a detour — and
-/// at the raised temperature of a new attempt the 1.5B took one in 30 of 135 fresh
-/// starts in the eval (the failing tests run again, `git add`, `git checkout HEAD~1`,
-/// `git clone`), each an iteration of the ten.
+/// What the first reply of a new attempt must be: one that ends with a change. The
+/// files are shown in the note or the context and the tests just failed, so any other
+/// call is a detour — and at the raised temperature of a new attempt the 1.5B took one
+/// in 30 of 135 fresh starts in the eval (the failing tests run again, `git add`,
+/// `git checkout HEAD~1`, `git clone`), each an iteration of the ten.
 fn new_attempt(wants_work: bool, agent: &Agent) -> Require {
     if wants_work && !agent.changing_tools().is_empty() {
-        Require::Change
+        Require::NewAttempt
     } else {
         Require::Nothing
     }
@@ -181,6 +183,7 @@ impl Session {
             let mut request = match std::mem::replace(&mut require, Require::Nothing) {
                 Require::Change => self.required_change_request(agent),
                 Require::Call => self.required_call_request(agent),
+                Require::NewAttempt => self.new_attempt_request(agent),
                 Require::Nothing => {
                     let mut request = self.request(agent);
                     // Red, and nothing changed since: a reply may say what is wrong,

@@ -7,7 +7,7 @@
 //! likely repair, tried only on text that does not parse and kept only when the whole
 //! text parses after it:
 //!
-//! - markup around the code (`<code>…</code><br>` on every line);
+//! - markup around the code (a Markdown fence, `<code>…</code><br>` on every line);
 //! - a bracket of the call's JSON left at the end of the content;
 //! - an apostrophe that ended a single-quoted string early (`'can't'` → `"can't"`);
 //! - a one-line string left open at the end of its line: closed there, or before the
@@ -22,6 +22,10 @@ use crate::python_mend::{parse, parses};
 pub(crate) fn unbroken(text: &str, notes: &mut Vec<String>) -> Option<String> {
     let mut text = text.to_string();
     let mut fixes = Vec::new();
+    if let Some(unfenced) = without_fence(&text) {
+        text = unfenced;
+        fixes.push("keel took the code out of the Markdown fence (```) around it".to_string());
+    }
     if let Some(unwrapped) = without_markup(&text) {
         text = unwrapped;
         fixes.push("keel took the code out of the `<code>`/`<br>` markup around it".to_string());
@@ -65,6 +69,23 @@ pub(crate) fn unbroken(text: &str, notes: &mut Vec<String>) -> Option<String> {
     }
     notes.extend(fixes);
     Some(text)
+}
+
+/// The lines between a Markdown fence's opening line (```` ```python ````) and its
+/// closing one, when the text is one fenced block: the 1.5B put the fences of a chat
+/// answer into 8 of the 404 `write` contents of the eval runs on record.
+fn without_fence(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let (first, rest) = trimmed.split_once('\n')?;
+    let (body, last) = rest.rsplit_once('\n')?;
+    let fence = first.len() - first.trim_start_matches('`').len();
+    let closing = last.trim();
+    if fence < 3 || closing.len() < fence || !closing.chars().all(|c| c == '`') {
+        return None;
+    }
+    let mut body = body.to_string();
+    body.push('\n');
+    Some(body)
 }
 
 /// `<code>def f():</code><br><code>    return 1</code>` as plain lines (the 0.5B and
@@ -448,6 +469,26 @@ mod tests {
         assert!(got.notes[0].contains("markup"), "{:?}", got.notes);
         // A closer that closes something is code, and the error is elsewhere.
         assert_eq!(mend(None, "def f(:\n    return (1)"), None);
+    }
+
+    #[test]
+    fn a_markdown_fence_around_the_code_is_taken_away() {
+        // change, 1.5B: the chat answer's fences inside the write.
+        let got = mended(
+            None,
+            "```python\ndef find_fewest_coins(coins, target):\n    return []\n```",
+        );
+        assert_eq!(
+            got.text,
+            "def find_fewest_coins(coins, target):\n    return []\n"
+        );
+        assert_eq!(
+            got.notes,
+            ["keel took the code out of the Markdown fence (```) around it"]
+        );
+        // A fence with nothing that parses inside, or one not closed, stays refused.
+        assert_eq!(mend(None, "```python\ndef f(:\n    return 1\n```"), None);
+        assert_eq!(mend(None, "```python\ndef f():\n    return 1\n"), None);
     }
 
     #[test]

@@ -50,9 +50,9 @@ const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so 
 
 /// What the first reply of a new attempt must be: one that ends with a change. The
 /// files are shown in the note or the context and the tests just failed, so any other
-/// call is a detour — and at the raised temperature of a new attempt the 1.5B took one
-/// in 30 of 135 fresh starts in the eval (the failing tests run again, `git add`,
-/// `git checkout HEAD~1`, `git clone`), each an iteration of the ten.
+/// call is a detour — and at the raised temperature of a new attempt the 1.5B took a
+/// detour after 30 of 135 fresh starts in the eval (the failing tests run again,
+/// `git add`, `git checkout HEAD~1`, `git clone`), each an iteration of the ten.
 fn new_attempt(wants_work: bool, agent: &Agent) -> Require {
     if wants_work && !agent.changing_tools().is_empty() {
         Require::NewAttempt

@@ -53,8 +53,9 @@ const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so 
 /// call is a detour — and at the raised temperature of a new attempt the 1.5B took a
 /// detour after 30 of 135 fresh starts in the eval (the failing tests run again,
 /// `git add`, `git checkout HEAD~1`, `git clone`), each an iteration of the ten.
-fn new_attempt(wants_work: bool, agent: &Agent) -> Require {
-    if wants_work && !agent.changing_tools().is_empty() {
+/// ([`Session::new_attempt_request`] leaves the request as it is when no tool changes files.)
+fn new_attempt(wants_work: bool) -> Require {
+    if wants_work {
         Require::NewAttempt
     } else {
         Require::Nothing
@@ -393,7 +394,7 @@ impl Session {
             let left = agent.config.max_iterations.saturating_sub(iterations);
             if self.start_afresh(&mut rut, changes.as_ref(), best.as_ref(), left, false, sink) {
                 stall = StallDetector::default();
-                require = new_attempt(wants_work, agent);
+                require = new_attempt(wants_work);
                 continue;
             }
             let red =
@@ -433,7 +434,7 @@ impl Session {
                         )
                     {
                         stall = StallDetector::default();
-                        require = new_attempt(wants_work, agent);
+                        require = new_attempt(wants_work);
                         continue;
                     }
                     break Outcome::Stalled;

@@ -24,16 +24,29 @@ pub(crate) struct BlockEdit {
     pub content: String,
 }
 
+/// Which blocks of a reply may stand for writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placing {
+    /// A reply without calls: a block goes to the file it names, or to the one file
+    /// that defines what it defines.
+    Any,
+    /// A reply that also calls tools: only blocks that name their file (the history's
+    /// form of a write, the path on the line before) — other blocks there are
+    /// illustrations.
+    Named,
+}
+
 /// The edits the reply's code blocks stand for, and the prose without those blocks.
 /// Empty when no block could be placed with certainty.
-pub(crate) fn edits(root: &Path, reply: &str) -> (Vec<BlockEdit>, String) {
+pub(crate) fn edits(root: &Path, reply: &str, placing: Placing) -> (Vec<BlockEdit>, String) {
     let blocks = fenced_blocks(reply);
     if blocks.is_empty() {
         return (Vec::new(), reply.to_string());
     }
     let (files, _) = list_files(root);
     let mut edits: Vec<BlockEdit> = Vec::new();
-    let mut used = Vec::new();
+    // The blocks read as edits, with the file each went to.
+    let mut used: Vec<(usize, String)> = Vec::new();
     for (index, block) in blocks.iter().enumerate() {
         if !is_code(&block.info) || looks_like_call(&block.body) {
             continue;
@@ -43,7 +56,19 @@ pub(crate) fn edits(root: &Path, reply: &str) -> (Vec<BlockEdit>, String) {
             .iter()
             .find_map(|n| named_file(&files, n))
             .map(|p| (p, true));
-        let Some((path, named)) = named.or_else(|| defining_file(root, &files, &block.body)) else {
+        let placed = match placing {
+            Placing::Any => named.or_else(|| defining_file(root, &files, &block.body)),
+            Placing::Named => named,
+        };
+        let Some((path, named)) = placed else {
+            if let Some(path) = new_file(&files, &block.before) {
+                edits.retain(|e| e.path != path);
+                used.push((index, path.clone()));
+                edits.push(BlockEdit {
+                    path,
+                    content: with_final_newline(&block.body),
+                });
+            }
             continue;
         };
         let Ok(current) = std::fs::read_to_string(root.join(&path)) else {
@@ -54,31 +79,45 @@ pub(crate) fn edits(root: &Path, reply: &str) -> (Vec<BlockEdit>, String) {
         };
         // A later block for the same file wins (models show "before", then "after").
         edits.retain(|e| e.path != path);
+        used.push((index, path.clone()));
         edits.push(BlockEdit { path, content });
-        used.push(index);
     }
     if edits.is_empty() {
         return (Vec::new(), reply.to_string());
     }
     let mut prose = String::new();
     let mut last = 0;
-    for &index in &used {
-        let block = &blocks[index];
-        prose.push_str(&reply[last..block.start]);
+    for (index, path) in &used {
+        let block = &blocks[*index];
+        // A path line goes with its block.
+        let names_it = |lead: &usize| {
+            let word = clean(reply[*lead..block.start].trim());
+            word == *path || path.rsplit('/').next() == Some(word.as_str())
+        };
+        let start = block
+            .lead
+            .filter(|&lead| lead >= last && names_it(&lead))
+            .unwrap_or(block.start);
+        prose.push_str(&reply[last..start]);
         last = block.end;
     }
     prose.push_str(&reply[last..]);
     (edits, prose.trim().to_string())
 }
 
-/// One fenced block: its info string, body, byte range in the reply and the names
-/// that may say which file it is (words of the info string and the line before).
+/// One fenced block: its info string, body, byte range in the reply, the names
+/// that may say which file it is (words of the info string and the line before) and
+/// the line before.
 struct Block {
     info: String,
     body: String,
     start: usize,
     end: usize,
     names: Vec<String>,
+    before: String,
+    /// Where the line right before the block starts, when that line is one word alone
+    /// (a path line: it goes with the block).
+    lead: Option<usize>,
 }
 
 fn fenced_blocks(reply: &str) -> Vec<Block> {
@@ -88,6 +127,9 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
     // it and its fence's length.
     let mut open: Option<(usize, String, usize, String, usize)> = None;
     let mut previous = "";
+    // The line right before, when it is one word: where it starts.
+    let mut word_line: Option<usize> = None;
+    let mut lead = None;
     for line in reply.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
@@ -96,6 +138,7 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
             None if trimmed.starts_with("```") => {
                 let info = trimmed.trim_start_matches('`');
                 let fence = trimmed.len() - info.len();
+                lead = word_line;
                 open = Some((
                     start,
                     info.trim().to_string(),
@@ -116,11 +159,15 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
                     start: *block_start,
                     end: offset,
                     names,
+                    before: before.clone(),
+                    lead,
                 });
                 open = None;
             }
             _ => {}
         }
+        word_line = (!trimmed.trim().is_empty() && !trimmed.trim().contains(char::is_whitespace))
+            .then_some(start);
         if !trimmed.is_empty() {
             previous = trimmed;
         }
@@ -146,6 +193,29 @@ fn is_code(info: &str) -> bool {
 fn looks_like_call(body: &str) -> bool {
     let body = body.trim_start();
     body.starts_with('{') && body.contains("\"name\"")
+}
+
+/// The new file a block creates: the line before it is a relative path alone (the
+/// history's form of a write) with an extension keel knows, of a file not in the
+/// workspace. Where the path may lead is `write`'s to judge.
+fn new_file(files: &[String], before: &str) -> Option<String> {
+    let path = clean(before.trim());
+    let plain = !path.is_empty()
+        && !path.contains(char::is_whitespace)
+        && !path.starts_with(['/', '-', '#', '.'])
+        && !keel_llm::calls::language(&path).is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-/".contains(c));
+    (plain && !files.contains(&path)).then_some(path)
+}
+
+fn with_final_newline(body: &str) -> String {
+    let mut text = body.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// The workspace file a word names: its relative path, or a base name only one file has.
@@ -381,7 +451,7 @@ mod tests {
     fn a_whole_file_in_prose_becomes_a_write_of_the_file_it_defines() {
         let dir = workspace(&[("all_your_base.py", STUB), ("all_your_base_test.py", TEST)]);
         let reply = "To fix it, convert through an integer. Here's the updated code:\n\n```python\ndef rebase(input_base, digits, output_base):\n    return digits\n```\n\nThis works.";
-        let (found, prose) = edits(dir.path(), reply);
+        let (found, prose) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(
             found,
             vec![BlockEdit {
@@ -401,7 +471,7 @@ mod tests {
         let dir = workspace(&[("pkg/m.py", file)]);
         let reply =
             "```python\nimport re\n\ndef one():\n    return 1\n\ndef four():\n    return 4\n```";
-        let (found, _) = edits(dir.path(), reply);
+        let (found, _) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, "pkg/m.py");
         assert_eq!(
@@ -415,14 +485,14 @@ mod tests {
         let file = "\"\"\"Shipping rates.\"\"\"\n\nfrom shop.zones import zone_factor\n\nFREE_FROM = 100.0\nBASE_RATE: float = 4.90\n\n\ndef shipping_cost(subtotal):\n    if subtotal > FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n";
         let dir = workspace(&[("shop/rates.py", file)]);
         let reply = "Here's the fix:\n```python\nclass ShippingRecord:\n    pass\n\n\ndef shipping_cost(subtotal):\n    if subtotal >= FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n```";
-        let (found, _) = edits(dir.path(), reply);
+        let (found, _) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(
             found[0].content,
             "\"\"\"Shipping rates.\"\"\"\n\nfrom shop.zones import zone_factor\n\nFREE_FROM = 100.0\nBASE_RATE: float = 4.90\n\n\ndef shipping_cost(subtotal):\n    if subtotal >= FREE_FROM:\n        return 0.0\n    return BASE_RATE * zone_factor()\n\nclass ShippingRecord:\n    pass\n\n\n"
         );
         // With them, the block is the whole file.
         let whole = "from shop.zones import zone_factor\n\nFREE_FROM = 100\nBASE_RATE: float = 5.0\n\ndef shipping_cost(subtotal):\n    return 0.0\n";
-        let (found, _) = edits(dir.path(), &format!("```python\n{whole}```"));
+        let (found, _) = edits(dir.path(), &format!("```python\n{whole}```"), Placing::Any);
         assert_eq!(found[0].content, whole);
         assert_eq!(
             top_level_bindings("A = 1\nB: int = 2\nC == 3\nif x:\n    D = 4\n_e=5\nf(x=1)\n"),
@@ -435,7 +505,7 @@ mod tests {
         let dir = workspace(&[("src/app.js", "let a = 1;\n"), ("README.md", "# x\n")]);
         let reply =
             "Before:\n```js\nlet a = 1;\n```\nChange `src/app.js` to:\n```js\nlet a = 2;\n```";
-        let (found, prose) = edits(dir.path(), reply);
+        let (found, prose) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(
             found,
             vec![BlockEdit {
@@ -448,7 +518,7 @@ mod tests {
             "Before:\n```js\nlet a = 1;\n```\nChange `src/app.js` to:"
         );
         // A base name only one file has names it too; the fence's info string counts.
-        let (found, _) = edits(dir.path(), "```js app.js\nlet a = 3;\n```");
+        let (found, _) = edits(dir.path(), "```js app.js\nlet a = 3;\n```", Placing::Any);
         assert_eq!(found[0].path, "src/app.js");
     }
 
@@ -468,9 +538,55 @@ mod tests {
             // An unclosed block.
             "```python a.py\ndef rebase(a, b, c):\n",
         ] {
-            let (found, prose) = edits(dir.path(), reply);
+            let (found, prose) = edits(dir.path(), reply, Placing::Any);
             assert!(found.is_empty(), "{reply}");
             assert_eq!(prose, reply);
+        }
+    }
+
+    #[test]
+    fn the_historys_form_of_a_write_is_read_back_and_may_create_a_file() {
+        let dir = workspace(&[("all_your_base.py", STUB), ("all_your_base_test.py", TEST)]);
+        let body = "def rebase(input_base, digits, output_base):\n    return []\n";
+        // The form keel shows a write in: read back as that write.
+        let shown = keel_llm::calls::render_file_block("all_your_base.py", body);
+        for placing in [Placing::Any, Placing::Named] {
+            let (found, prose) = edits(dir.path(), &shown, placing);
+            assert_eq!(found[0].path, "all_your_base.py");
+            assert_eq!(found[0].content, body);
+            assert_eq!(prose, "");
+        }
+        // Beside calls, a block that does not name its file is an illustration.
+        let unnamed = format!("Like this:\n```python\n{body}```");
+        assert_eq!(edits(dir.path(), &unnamed, Placing::Any).0.len(), 1);
+        assert!(edits(dir.path(), &unnamed, Placing::Named).0.is_empty());
+        // A path alone on the line before a block creates that file.
+        let (found, _) = edits(
+            dir.path(),
+            "helpers/digits.py\n```python\nBASE = 10\n```",
+            Placing::Named,
+        );
+        assert_eq!(
+            found,
+            vec![BlockEdit {
+                path: "helpers/digits.py".into(),
+                content: "BASE = 10\n".into()
+            }]
+        );
+        // Prose, an abbreviation, an absolute path or an unknown extension does not.
+        for before in [
+            "Like this:",
+            "e.g.",
+            "/etc/x.py",
+            "notes.txt",
+            "-x.py",
+            "a b.py",
+        ] {
+            let reply = format!("{before}\n```python\nBASE = 10\n```");
+            assert!(
+                edits(dir.path(), &reply, Placing::Any).0.is_empty(),
+                "{before}"
+            );
         }
     }
 
@@ -478,7 +594,7 @@ mod tests {
     fn the_solution_is_preferred_to_the_test_file() {
         let dir = workspace(&[("all_your_base.py", STUB), ("all_your_base_test.py", TEST)]);
         let reply = "```python\nclass T:\n    pass\n\ndef rebase(a, b, c):\n    return []\n```";
-        let (found, _) = edits(dir.path(), reply);
+        let (found, _) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(found[0].path, "all_your_base.py");
     }
 
@@ -486,9 +602,9 @@ mod tests {
     fn a_longer_fence_holds_backticks_and_a_fenced_call_is_no_file() {
         let dir = workspace(&[("doc.md", "old\n"), ("a.py", "X = 0\n")]);
         let reply = "Change `doc.md` to:\n````markdown\nRun:\n```sh\nmake\n```\n````\n";
-        let (found, _) = edits(dir.path(), reply);
+        let (found, _) = edits(dir.path(), reply, Placing::Any);
         assert_eq!(found[0].content, "Run:\n```sh\nmake\n```\n");
         let reply = "a.py\n```\n{\"name\": \"read\", \"arguments\": {\"path\": \"a.py\"}}\n```";
-        assert!(edits(dir.path(), reply).0.is_empty());
+        assert!(edits(dir.path(), reply, Placing::Any).0.is_empty());
     }
 }

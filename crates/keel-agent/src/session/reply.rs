@@ -118,24 +118,15 @@ impl Session {
         response: &mut Response,
         prose: &mut String,
     ) -> Vec<PendingCall> {
-        let (edits, rest) = code_blocks::edits(self.tool_ctx.workspace.root(), prose);
+        let (edits, rest) = code_blocks::edits(
+            self.tool_ctx.workspace.root(),
+            prose,
+            code_blocks::Placing::Any,
+        );
         if edits.is_empty() {
             return Vec::new();
         }
-        let parsed: Vec<_> = edits
-            .into_iter()
-            .map(|edit| {
-                // keel read the file to place the block: a whole write of it is no blind
-                // overwrite.
-                if let Ok(resolved) = self.tool_ctx.workspace.resolve(&edit.path) {
-                    self.tool_ctx.mark_read(&resolved);
-                }
-                calls::ParsedCall {
-                    name: "write".into(),
-                    arguments: json!({"path": edit.path, "content": edit.content}),
-                }
-            })
-            .collect();
+        let parsed = self.block_writes(edits);
         let mut pending = Vec::new();
         if agent.protocol == ToolProtocol::Native {
             response.text = rest.clone();
@@ -166,6 +157,44 @@ impl Session {
         }
         *prose = rest;
         pending
+    }
+
+    /// The `write` calls of the blocks in a reply that also calls tools: only blocks
+    /// that name their file (the history's form of a write), run before the reply's
+    /// calls. The reply stays as written: such a block is already the form the history
+    /// shows.
+    pub(super) fn calls_of_named_blocks(&mut self, prose: &str) -> Vec<PendingCall> {
+        let (edits, _) = code_blocks::edits(
+            self.tool_ctx.workspace.root(),
+            prose,
+            code_blocks::Placing::Named,
+        );
+        self.block_writes(edits)
+            .into_iter()
+            .map(|call| PendingCall {
+                id: self.new_call_id(),
+                name: call.name,
+                arguments: Ok(call.arguments),
+            })
+            .collect()
+    }
+
+    /// Blocks read as `write` calls.
+    fn block_writes(&mut self, edits: Vec<code_blocks::BlockEdit>) -> Vec<calls::ParsedCall> {
+        edits
+            .into_iter()
+            .map(|edit| {
+                // keel read the file to place the block: a whole write of it is no blind
+                // overwrite.
+                if let Ok(resolved) = self.tool_ctx.workspace.resolve(&edit.path) {
+                    self.tool_ctx.mark_read(&resolved);
+                }
+                calls::ParsedCall {
+                    name: "write".into(),
+                    arguments: json!({"path": edit.path, "content": edit.content}),
+                }
+            })
+            .collect()
     }
 
     /// Sends each malformed call written in the text back as a request constrained to

@@ -49,12 +49,27 @@ pub fn parse_response(text: &str) -> ParsedResponse {
     response
 }
 
-/// Stray closing tags and blank runs left where calls were taken out.
+/// Stray closing tags and blank runs left where calls were taken out; fenced blocks
+/// stay exactly as written (a file's content).
 fn tidy(prose: &str) -> String {
-    let prose = prose.replace(CLOSE, "");
     let mut out = String::with_capacity(prose.len());
     let mut blank = 0;
+    // The backticks of the fence the line is inside.
+    let mut fence = 0;
     for line in prose.trim().lines() {
+        let ticks = line.bytes().take_while(|&b| b == b'`').count();
+        if fence > 0 {
+            out.push_str(line);
+            out.push('\n');
+            if ticks >= fence && line.trim_end().len() == ticks {
+                fence = 0;
+            }
+            continue;
+        }
+        if ticks >= 3 {
+            fence = ticks;
+        }
+        let line = line.replace(CLOSE, "");
         if line.trim().is_empty() {
             blank += 1;
             if blank > 1 {
@@ -498,31 +513,48 @@ enum Fence {
 /// A fenced block at `start` (at a line start).
 fn fenced(text: &str, start: usize) -> Fence {
     let line_end = text[start..].find('\n').map_or(text.len(), |n| start + n);
-    let lang = text[start + FENCE.len()..line_end]
-        .trim()
+    // A longer fence holds lines of backticks (a whole file written as a block).
+    let ticks = text[start..].bytes().take_while(|&b| b == b'`').count();
+    // The language is the info string's first word (`python calc.py` names the file).
+    let lang = text[start + ticks..line_end]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
         .to_ascii_lowercase();
     if !lang
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Fence::Skip(start + FENCE.len());
+        return Fence::Skip(start + ticks);
     }
     let content = skip_ws(text, line_end);
-    // The end of the fence, found by the line that closes it.
+    // The end of the fence, found by the line that closes it: at least as many
+    // backticks at a line's start.
     let close_at = |from: usize| {
         let mut k = from;
         loop {
             let found = text[k..].find(FENCE)? + k;
-            if at_line_start(text, found) {
+            let run = text[found..].bytes().take_while(|&b| b == b'`').count();
+            if at_line_start(text, found) && run >= ticks {
                 return Some(found);
             }
-            k = found + FENCE.len();
+            k = found + run;
         }
     };
+    let past = |close: usize| close + text[close..].bytes().take_while(|&b| b == b'`').count();
+    // Source in a language is a file's content, never calls (a block the history shows
+    // a write in may hold `<tool_call>` or a JSON object).
+    let code = !matches!(
+        lang.as_str(),
+        "" | "json" | "tool_call" | "xml" | "text" | "txt"
+    );
+    if code {
+        return Fence::Skip(close_at(content).map_or(text.len(), past));
+    }
     if text[content..].starts_with('{') {
         let Some(json_end) = json_at(text, content) else {
             let close = close_at(content);
-            let end = close.map_or(text.len(), |c| c + FENCE.len());
+            let end = close.map_or(text.len(), past);
             if lang != "tool_call" {
                 return Fence::Skip(end);
             }
@@ -543,7 +575,7 @@ fn fenced(text: &str, start: usize) -> Fence {
             return Fence::Skip(if after > json_end {
                 after
             } else {
-                close_at(json_end).map_or(text.len(), |c| c + FENCE.len())
+                close_at(json_end).map_or(text.len(), past)
             });
         }
         let raw = shorten(&text[start..after], 300);
@@ -568,7 +600,7 @@ fn fenced(text: &str, start: usize) -> Fence {
         let inner_end = close_at(content).unwrap_or(text.len());
         let inner = parse_response(&text[content..inner_end]);
         let end = if inner_end < text.len() {
-            inner_end + FENCE.len()
+            past(inner_end)
         } else {
             inner_end
         };
@@ -584,7 +616,7 @@ fn fenced(text: &str, start: usize) -> Fence {
             prose: inner.prose,
         });
     }
-    Fence::Skip(close_at(content).map_or(text.len(), |c| c + FENCE.len()))
+    Fence::Skip(close_at(content).map_or(text.len(), past))
 }
 
 /// A bare JSON object at `start` that has the shape of a call.

@@ -294,3 +294,25 @@ fn rendered_replies_read_back_to_the_same_calls() {
         assert!(parsed.is_canonical(protocol));
     }
 }
+
+#[test]
+fn a_file_in_a_block_is_prose_kept_exactly_whatever_it_holds() {
+    // The history's form of a write: a file that documents calls, with fences and blank
+    // runs of its own, beside a real call.
+    let file = "Call tools like this:\n\n\n```\n<tool_call>\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}\n</tool_call>\n```\n  trailing  \n";
+    let block = render_file_block("docs/calls.md", file);
+    assert!(block.contains("\n````markdown\n"), "{block}");
+    let call = render_call(ToolProtocol::Hermes, "bash", &json!({"command": "ls"}));
+    let parsed = parse_response(&format!("{block}\n\n\n{call}"));
+    assert_eq!(ok_calls(&format!("{block}\n{call}")).len(), 1);
+    assert_eq!(parsed.calls.len(), 1);
+    assert_eq!(parsed.prose, block);
+    // Source in a language is never read as calls, even when it opens like one.
+    let python = "```python\n<tool_call>\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}\n</tool_call>\n```";
+    let parsed = parse_response(python);
+    assert!(parsed.calls.is_empty());
+    assert_eq!(parsed.prose, python);
+    // A fence named with its file is still a fence.
+    let named = "```python calc.py\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}\n```";
+    assert!(parse_response(named).calls.is_empty());
+}

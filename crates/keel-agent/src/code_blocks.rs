@@ -61,7 +61,7 @@ pub(crate) fn edits(root: &Path, reply: &str, placing: Placing) -> (Vec<BlockEdi
             Placing::Named => named,
         };
         let Some((path, named)) = placed else {
-            if let Some(path) = new_file(&files, &block.before) {
+            if let Some(path) = new_file(root, &files, &block.before) {
                 edits.retain(|e| e.path != path);
                 used.push((index, path.clone()));
                 edits.push(BlockEdit {
@@ -197,9 +197,15 @@ fn looks_like_call(body: &str) -> bool {
 
 /// The new file a block creates: the line before it is a relative path alone (the
 /// history's form of a write) with an extension keel knows, of a file not in the
-/// workspace. Where the path may lead is `write`'s to judge.
-fn new_file(files: &[String], before: &str) -> Option<String> {
+/// workspace, in a folder that is. Not a new folder: the 1.5B, asked for
+/// `bank_account.py`, wrote `src/bank_account.py` after the prompt's example path. Where
+/// the path may lead is `write`'s to judge.
+fn new_file(root: &Path, files: &[String], before: &str) -> Option<String> {
     let path = clean(before.trim());
+    let folder = Path::new(&path).parent().unwrap_or(Path::new(""));
+    if !root.join(folder).is_dir() {
+        return None;
+    }
     let plain = !path.is_empty()
         && !path.contains(char::is_whitespace)
         && !path.starts_with(['/', '-', '#', '.'])
@@ -270,8 +276,13 @@ fn apply(current: &str, body: &str, named: bool, path: &str) -> Option<String> {
     if !whole.ends_with('\n') {
         whole.push('\n');
     }
-    if whole.trim().is_empty() || whole == current {
+    if whole.trim().is_empty() {
         return None;
+    }
+    if whole == current {
+        // The file written again as it is: a write that changes nothing (and says so),
+        // not a "done" — when the block names the file.
+        return named.then_some(whole);
     }
     if !path.ends_with(".py") {
         return named.then_some(whole);
@@ -533,8 +544,8 @@ mod tests {
             "```bash\npython3 -m pytest\n```",
             // Nothing it defines is in the workspace, and no file is named.
             "```python\ndef other():\n    pass\n```",
-            // The block is the file as it is.
-            "```python c.py\nx = 1\n```",
+            // The block is the file as it is, and does not name it.
+            "```python\nx = 1\n```",
             // An unclosed block.
             "```python a.py\ndef rebase(a, b, c):\n",
         ] {
@@ -560,7 +571,9 @@ mod tests {
         let unnamed = format!("Like this:\n```python\n{body}```");
         assert_eq!(edits(dir.path(), &unnamed, Placing::Any).0.len(), 1);
         assert!(edits(dir.path(), &unnamed, Placing::Named).0.is_empty());
-        // A path alone on the line before a block creates that file.
+        // A path alone on the line before a block creates that file, in a folder that
+        // exists.
+        std::fs::create_dir(dir.path().join("helpers")).unwrap();
         let (found, _) = edits(
             dir.path(),
             "helpers/digits.py\n```python\nBASE = 10\n```",
@@ -573,7 +586,8 @@ mod tests {
                 content: "BASE = 10\n".into()
             }]
         );
-        // Prose, an abbreviation, an absolute path or an unknown extension does not.
+        // Prose, an abbreviation, an absolute path, an unknown extension or a new folder
+        // does not.
         for before in [
             "Like this:",
             "e.g.",
@@ -581,6 +595,7 @@ mod tests {
             "notes.txt",
             "-x.py",
             "a b.py",
+            "src/all_your_base.py",
         ] {
             let reply = format!("{before}\n```python\nBASE = 10\n```");
             assert!(
@@ -588,6 +603,19 @@ mod tests {
                 "{before}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_written_again_as_it_is_is_a_write_that_changes_nothing() {
+        let dir = workspace(&[("c.py", "x = 1\n")]);
+        let (found, _) = edits(dir.path(), "c.py\n```python\nx = 1\n```", Placing::Named);
+        assert_eq!(
+            found,
+            vec![BlockEdit {
+                path: "c.py".into(),
+                content: "x = 1\n".into()
+            }]
+        );
     }
 
     #[test]

@@ -31,10 +31,10 @@ const CHANGE_BY_CALL: &str = "Change code with write (the whole new file: best f
 
 /// Step 2 in a text dialect, where a whole file is written as a block (see
 /// [`calls::render_shown_call`]).
-const CHANGE_BY_BLOCK: &str = "Change code by writing the whole new file as a block (below: best for small files) or with edit (one exact passage).";
+const CHANGE_BY_BLOCK: &str = "Change code with a block (the whole new file, below: best for small files) or edit (one exact passage).";
 
 /// How a text dialect writes a whole file, with its example.
-const FILE_BLOCK: &str = "\nTo replace a whole file (or create one), write its path alone on a line, then the complete new content in a fenced code block:\n";
+const FILE_BLOCK: &str = "\nTo write a whole file, put its path alone on a line, then the whole new file in a code block:\n";
 
 /// The system prompt for a tool set (sorted by name) and protocol.
 pub fn system_prompt(tools: &[ToolSpec], protocol: ToolProtocol) -> String {
@@ -53,8 +53,8 @@ pub fn system_prompt(tools: &[ToolSpec], protocol: ToolProtocol) -> String {
     if blocks {
         out.push_str(FILE_BLOCK);
         out.push_str(&calls::render_file_block(
-            "src/shapes.py",
-            "def area(width, height):\n    return width * height\n",
+            "path/to/file.py",
+            "def area(w, h):\n    return w * h\n",
         ));
         out.push('\n');
     }
@@ -199,13 +199,12 @@ mod tests {
         assert!(!prompt.contains("\"title\""));
         // A whole file is written as a block, and the prompt shows how.
         assert!(
-            prompt.contains("writing the whole new file as a block"),
+            prompt.contains("Change code with a block (the whole new file"),
             "{prompt}"
         );
         assert!(
-            prompt.ends_with(
-                "src/shapes.py\n```python\ndef area(width, height):\n    return width * height\n```\n"
-            ),
+            prompt
+                .ends_with("path/to/file.py\n```python\ndef area(w, h):\n    return w * h\n```\n"),
             "{prompt}"
         );
         let native = system_prompt(&tools, ToolProtocol::Native);

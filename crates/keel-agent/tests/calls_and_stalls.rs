@@ -475,7 +475,7 @@ async fn a_write_is_shown_as_a_block_and_a_block_beside_a_call_is_written_first(
             hermes("read", json!({"path": "calc.py"}))
         ),
         // A path alone before a block creates that file.
-        "notes/todo.md\n```markdown\n- add tests\n```".to_string(),
+        "TODO.md\n```markdown\n- add tests\n```".to_string(),
         "Fixed.".to_string(),
     ];
     let run = run(
@@ -493,7 +493,7 @@ async fn a_write_is_shown_as_a_block_and_a_block_beside_a_call_is_written_first(
     let names: Vec<String> = run.calls().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["write", "write", "bash", "read", "write"]);
     assert_eq!(run.file("calc.py"), fixed, "{:#?}", run.events());
-    assert_eq!(run.file("notes/todo.md"), "- add tests\n");
+    assert_eq!(run.file("TODO.md"), "- add tests\n");
     let bash = run
         .events()
         .iter()

@@ -30,9 +30,8 @@ pub(crate) enum Placing {
     /// A reply without calls: a block goes to the file it names, or to the one file
     /// that defines what it defines.
     Any,
-    /// A reply that also calls tools: only blocks that name their file (the history's
-    /// form of a write, the path on the line before) — other blocks there are
-    /// illustrations.
+    /// A reply that also calls tools: only blocks that name their file (in the info
+    /// string or the line before) — other blocks there are illustrations.
     Named,
 }
 
@@ -61,14 +60,6 @@ pub(crate) fn edits(root: &Path, reply: &str, placing: Placing) -> (Vec<BlockEdi
             Placing::Named => named,
         };
         let Some((path, named)) = placed else {
-            if let Some(path) = new_file(root, &files, &block.before) {
-                edits.retain(|e| e.path != path);
-                used.push((index, path.clone()));
-                edits.push(BlockEdit {
-                    path,
-                    content: with_final_newline(&block.body),
-                });
-            }
             continue;
         };
         let Ok(current) = std::fs::read_to_string(root.join(&path)) else {
@@ -105,16 +96,14 @@ pub(crate) fn edits(root: &Path, reply: &str, placing: Placing) -> (Vec<BlockEdi
     (edits, prose.trim().to_string())
 }
 
-/// One fenced block: its info string, body, byte range in the reply, the names
-/// that may say which file it is (words of the info string and the line before) and
-/// the line before.
+/// One fenced block: its info string, body, byte range in the reply and the names
+/// that may say which file it is (words of the info string and the line before).
 struct Block {
     info: String,
     body: String,
     start: usize,
     end: usize,
     names: Vec<String>,
-    before: String,
     /// Where the line right before the block starts, when that line is one word alone
     /// (a path line: it goes with the block).
     lead: Option<usize>,
@@ -159,7 +148,6 @@ fn fenced_blocks(reply: &str) -> Vec<Block> {
                     start: *block_start,
                     end: offset,
                     names,
-                    before: before.clone(),
                     lead,
                 });
                 open = None;
@@ -193,35 +181,6 @@ fn is_code(info: &str) -> bool {
 fn looks_like_call(body: &str) -> bool {
     let body = body.trim_start();
     body.starts_with('{') && body.contains("\"name\"")
-}
-
-/// The new file a block creates: the line before it is a relative path alone (the
-/// history's form of a write) with an extension keel knows, of a file not in the
-/// workspace, in a folder that is. Not a new folder: the 1.5B, asked for
-/// `bank_account.py`, wrote `src/bank_account.py` after the prompt's example path. Where
-/// the path may lead is `write`'s to judge.
-fn new_file(root: &Path, files: &[String], before: &str) -> Option<String> {
-    let path = clean(before.trim());
-    let folder = Path::new(&path).parent().unwrap_or(Path::new(""));
-    if !root.join(folder).is_dir() {
-        return None;
-    }
-    let plain = !path.is_empty()
-        && !path.contains(char::is_whitespace)
-        && !path.starts_with(['/', '-', '#', '.'])
-        && !keel_llm::calls::language(&path).is_empty()
-        && path
-            .chars()
-            .all(|c| c.is_alphanumeric() || "._-/".contains(c));
-    (plain && !files.contains(&path)).then_some(path)
-}
-
-fn with_final_newline(body: &str) -> String {
-    let mut text = body.to_string();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
 }
 
 /// The workspace file a word names: its relative path, or a base name only one file has.
@@ -556,53 +515,25 @@ mod tests {
     }
 
     #[test]
-    fn the_historys_form_of_a_write_is_read_back_and_may_create_a_file() {
+    fn beside_calls_only_a_block_that_names_its_file_is_a_write() {
         let dir = workspace(&[("all_your_base.py", STUB), ("all_your_base_test.py", TEST)]);
         let body = "def rebase(input_base, digits, output_base):\n    return []\n";
-        // The form keel shows a write in: read back as that write.
-        let shown = keel_llm::calls::render_file_block("all_your_base.py", body);
+        // The path alone on the line before: a write of that file, the path line gone
+        // from the prose with its block.
+        let named = format!("Fixed:\nall_your_base.py\n```python\n{body}```");
         for placing in [Placing::Any, Placing::Named] {
-            let (found, prose) = edits(dir.path(), &shown, placing);
+            let (found, prose) = edits(dir.path(), &named, placing);
             assert_eq!(found[0].path, "all_your_base.py");
             assert_eq!(found[0].content, body);
-            assert_eq!(prose, "");
+            assert_eq!(prose, "Fixed:");
         }
         // Beside calls, a block that does not name its file is an illustration.
         let unnamed = format!("Like this:\n```python\n{body}```");
         assert_eq!(edits(dir.path(), &unnamed, Placing::Any).0.len(), 1);
         assert!(edits(dir.path(), &unnamed, Placing::Named).0.is_empty());
-        // A path alone on the line before a block creates that file, in a folder that
-        // exists.
-        std::fs::create_dir(dir.path().join("helpers")).unwrap();
-        let (found, _) = edits(
-            dir.path(),
-            "helpers/digits.py\n```python\nBASE = 10\n```",
-            Placing::Named,
-        );
-        assert_eq!(
-            found,
-            vec![BlockEdit {
-                path: "helpers/digits.py".into(),
-                content: "BASE = 10\n".into()
-            }]
-        );
-        // Prose, an abbreviation, an absolute path, an unknown extension or a new folder
-        // does not.
-        for before in [
-            "Like this:",
-            "e.g.",
-            "/etc/x.py",
-            "notes.txt",
-            "-x.py",
-            "a b.py",
-            "src/all_your_base.py",
-        ] {
-            let reply = format!("{before}\n```python\nBASE = 10\n```");
-            assert!(
-                edits(dir.path(), &reply, Placing::Any).0.is_empty(),
-                "{before}"
-            );
-        }
+        // A path of no workspace file creates nothing.
+        let elsewhere = format!("src/all_your_base.py\n```python\n{body}```");
+        assert!(edits(dir.path(), &elsewhere, Placing::Named).0.is_empty());
     }
 
     #[test]

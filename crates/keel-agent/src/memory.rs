@@ -117,7 +117,7 @@ pub(crate) struct Remember(pub Arc<Store>);
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RememberArgs {
-    /// A fact worth knowing in later sessions.
+    /// A fact worth knowing in later sessions, e.g. "tests run with `make check`".
     text: String,
 }
 
@@ -153,7 +153,7 @@ pub(crate) struct Recall(pub Arc<Store>);
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecallArgs {
-    /// What to look for.
+    /// What to look for, e.g. "what did we change last session".
     query: String,
 }
 

@@ -18,7 +18,7 @@ You are keel, a coding agent working in a software project. You act only through
 How to work:
 1. Find the cause first: read the failing test's error and the code it calls. The bug is \
 almost always in the code, not in the test.
-2. {change}
+2. Change code with write (the whole new file: best for small files) or edit (one exact passage).
 3. Run the tests with bash. If they fail, read the error, fix the code (never the tests) and run them again.
 4. When the task is done, reply without a tool call, in one sentence. keel then runs the \
 tests and shows you any failure.
@@ -26,37 +26,13 @@ tests and shows you any failure.
 Paths are relative to the workspace root; files outside it cannot be touched.
 ";
 
-/// Step 2 where calls are structured: every change is a call.
-const CHANGE_BY_CALL: &str = "Change code with write (the whole new file: best for small files) or edit (one exact passage).";
-
-/// Step 2 in a text dialect, where a whole file is written as a block (see
-/// [`calls::render_shown_call`]).
-const CHANGE_BY_BLOCK: &str = "Change code with a block (the whole new file, below: best for small files) or edit (one exact passage).";
-
-/// How a text dialect writes a whole file, with its example.
-const FILE_BLOCK: &str = "\nTo write a whole file, put its path alone on a line, then the whole new file in a code block:\n";
-
 /// The system prompt for a tool set (sorted by name) and protocol.
 pub fn system_prompt(tools: &[ToolSpec], protocol: ToolProtocol) -> String {
-    let blocks = protocol.is_text() && tools.iter().any(|t| t.name == "write");
-    let change = if blocks {
-        CHANGE_BY_BLOCK
-    } else {
-        CHANGE_BY_CALL
-    };
-    let mut out = ROLE.replace("{change}", change);
+    let mut out = String::from(ROLE);
     match protocol {
         ToolProtocol::Native => {}
         ToolProtocol::Hermes => hermes_tools(&mut out, tools),
         ToolProtocol::Xml => xml_tools(&mut out, tools),
-    }
-    if blocks {
-        out.push_str(FILE_BLOCK);
-        out.push_str(&calls::render_file_block(
-            "path/to/file.py",
-            "def area(w, h):\n    return w * h\n",
-        ));
-        out.push('\n');
     }
     out
 }
@@ -197,26 +173,6 @@ mod tests {
         }
         assert!(!prompt.contains("$schema"));
         assert!(!prompt.contains("\"title\""));
-        // A whole file is written as a block, and the prompt shows how.
-        assert!(
-            prompt.contains("Change code with a block (the whole new file"),
-            "{prompt}"
-        );
-        assert!(
-            prompt
-                .ends_with("path/to/file.py\n```python\ndef area(w, h):\n    return w * h\n```\n"),
-            "{prompt}"
-        );
-        let native = system_prompt(&tools, ToolProtocol::Native);
-        assert!(native.contains("Change code with write"), "{native}");
-        assert!(!native.contains("```"), "{native}");
-        // Without `write` there is no block to write.
-        let readers: Vec<_> = tools
-            .iter()
-            .filter(|t| t.name != "write")
-            .cloned()
-            .collect();
-        assert!(!system_prompt(&readers, ToolProtocol::Hermes).contains("```"));
         // The real count with Qwen's tokenizer is checked by the engine test and
         // reported by `keel doctor`; bytes keep this test independent of a model.
         assert!(prompt.len() < 5_000, "{} bytes", prompt.len());

@@ -426,16 +426,10 @@ impl Session {
     /// `edit`) required, by the same means as [`Self::required_call_request`]: the way
     /// out of a loop of calls that change nothing while the tests fail. The prompt
     /// still lists every tool; only the constraint is narrower.
-    /// In a text dialect a whole file is written as a block, which a call at the
-    /// reply's start would shut out: there the request is a new attempt's (a reply that
-    /// ends with a change).
     pub(super) fn required_change_request(&self, agent: &Agent) -> ChatRequest {
         let writers = agent.changing_tools();
         if writers.is_empty() {
             return self.required_call_request(agent);
-        }
-        if agent.protocol.is_text() && agent.tools.get("write").is_some() {
-            return self.new_attempt_request(agent);
         }
         self.required_call_among(agent, writers)
     }

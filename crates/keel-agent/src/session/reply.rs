@@ -160,16 +160,28 @@ impl Session {
     }
 
     /// The `write` calls of the blocks in a reply that also calls tools: only blocks
-    /// that name their file (the history's form of a write), run before the reply's
-    /// calls. The reply stays as written: such a block is already the form the history
-    /// shows.
-    pub(super) fn calls_of_named_blocks(&mut self, prose: &str) -> Vec<PendingCall> {
-        let (edits, _) = code_blocks::edits(
+    /// that name their file, run before the reply's calls (a file, then the tests). The
+    /// reply is rewritten with them as calls in the canonical form, before its own.
+    pub(super) fn calls_of_named_blocks(
+        &mut self,
+        agent: &Agent,
+        response: &mut Response,
+        prose: &mut String,
+    ) -> Vec<PendingCall> {
+        let (edits, rest) = code_blocks::edits(
             self.tool_ctx.workspace.root(),
             prose,
             code_blocks::Placing::Named,
         );
-        self.block_writes(edits)
+        if edits.is_empty() {
+            return Vec::new();
+        }
+        let writes = self.block_writes(edits);
+        let mut shown: Vec<_> = writes.iter().cloned().map(Ok).collect();
+        shown.extend(calls::parse_response(&response.text).calls);
+        response.text = calls::render_reply(agent.protocol, &rest, &shown);
+        *prose = rest;
+        writes
             .into_iter()
             .map(|call| PendingCall {
                 id: self.new_call_id(),

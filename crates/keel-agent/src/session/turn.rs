@@ -35,17 +35,8 @@ enum Require {
     NewAttempt,
 }
 
-const CHANGE_NOW: &str = " The tests still fail, so your next reply must change the code: {how}.";
-
-/// How the model changes code, for the feedback that asks it to: in a text dialect a
-/// whole file is written as a block (what the history shows), else with `write`.
-fn how_to_change(agent: &Agent) -> &'static str {
-    if agent.protocol.is_text() {
-        "write the whole file as a block, or call edit"
-    } else {
-        "call edit or write"
-    }
-}
+const CHANGE_NOW: &str =
+    " The tests still fail, so your next reply must change the code: call edit or write.";
 
 /// Said after a reply stopped in a loop (`{piece}`: what it repeated).
 const LOOPED: &str = "Your last reply went round in a loop, writing `{piece}` again and again, so keel stopped it. Nothing was run. Answer again, briefly: one tool call, with short arguments.";
@@ -53,7 +44,7 @@ const LOOPED: &str = "Your last reply went round in a loop, writing `{piece}` ag
 /// Said, in place of running the tests again, when the model says it is done with the
 /// workspace exactly as it was when its tests failed in this turn (`{command}`: the
 /// test command).
-const UNCHANGED: &str = "You said you are done, but the files are exactly as they were when the tests failed (`{command}`, above), so they still fail the same way. Change the code now: {how}.";
+const UNCHANGED: &str = "You said you are done, but the files are exactly as they were when the tests failed (`{command}`, above), so they still fail the same way. Change the code now: call edit or write.";
 
 const NO_ACTION: &str = "Nothing has been done yet: no tool has been called, so no file has changed and no test has run. Do the task now with a tool call — start by reading the file the task is about.";
 
@@ -254,12 +245,12 @@ impl Session {
             if wants_work && agent.tools.get("write").is_some() {
                 if calls.is_empty() {
                     // "Here's the updated code:" and a block: the model's own way of
-                    // editing, and the form a text dialect's history shows a write in.
+                    // editing.
                     calls = self.calls_of_blocks(agent, &mut response, &mut prose);
                 } else if agent.protocol.is_text() {
-                    // A file written as a block, then a call (the tests, say): the
-                    // file first.
-                    let mut writes = self.calls_of_named_blocks(&prose);
+                    // A file written as a block that names it, then a call (the tests,
+                    // say): the file first, or the model believes it wrote it.
+                    let mut writes = self.calls_of_named_blocks(agent, &mut response, &mut prose);
                     writes.append(&mut calls);
                     calls = writes;
                 }
@@ -320,9 +311,7 @@ impl Session {
                         sink,
                         Event::Feedback {
                             reason: FeedbackReason::TestsFailed,
-                            content: UNCHANGED
-                                .replace("{command}", &command)
-                                .replace("{how}", how_to_change(agent)),
+                            content: UNCHANGED.replace("{command}", &command),
                         },
                     );
                     stall.observe([], false, false)
@@ -426,7 +415,7 @@ impl Session {
                     // change to the code, so the next reply must make one.
                     if wants_work && red && !agent.changing_tools().is_empty() {
                         require = Require::Change;
-                        content.push_str(&CHANGE_NOW.replace("{how}", how_to_change(agent)));
+                        content.push_str(CHANGE_NOW);
                     }
                     self.emit(
                         sink,

@@ -58,78 +58,6 @@ pub fn render_call(protocol: ToolProtocol, name: &str, arguments: &Value) -> Str
     }
 }
 
-/// A call as the history shows it: in a text dialect, a `write` of a whole file is the
-/// file's path on a line and its content in a fenced block — code the way a model reads
-/// and writes it everywhere else, not escaped into a JSON string (small models write
-/// worse code inside JSON: Aider measured it). The reader takes such a block back as the
-/// `write` (keel-agent's `code_blocks`). Every other call is [`render_call`]'s.
-pub fn render_shown_call(protocol: ToolProtocol, name: &str, arguments: &Value) -> String {
-    match written_file(protocol, name, arguments) {
-        Some((path, content)) => render_file_block(path, content),
-        None => render_call(protocol, name, arguments),
-    }
-}
-
-/// The path and content of a `write` that a text dialect shows as a block.
-pub fn written_file<'a>(
-    protocol: ToolProtocol,
-    name: &str,
-    arguments: &'a Value,
-) -> Option<(&'a str, &'a str)> {
-    if !protocol.is_text() || name != "write" {
-        return None;
-    }
-    let map = arguments.as_object()?;
-    if map.len() != 2 {
-        return None;
-    }
-    let path = map.get("path")?.as_str()?;
-    let content = map.get("content")?.as_str()?;
-    // A path a line of its own can name: nothing that would read as prose.
-    (!path.is_empty() && !path.contains(char::is_whitespace)).then_some((path, content))
-}
-
-/// `path`, then `content` in a fenced block tagged with its language; the fence is longer
-/// than any run of backticks that starts a line of the content.
-pub fn render_file_block(path: &str, content: &str) -> String {
-    let longest = content
-        .lines()
-        .map(|line| line.trim_start().chars().take_while(|&c| c == '`').count())
-        .max()
-        .unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
-    let mut out = format!("{path}\n{fence}{}\n{content}", language(path));
-    if !content.is_empty() && !content.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&fence);
-    out
-}
-
-/// The info string of a block holding `path`: its language, or `""` when keel does not
-/// know the extension. Not `json` or `sh`: blocks so tagged read as calls and commands.
-pub fn language(path: &str) -> &'static str {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
-    match ext {
-        "py" | "pyi" => "python",
-        "rs" => "rust",
-        "js" | "mjs" | "cjs" => "javascript",
-        "ts" => "typescript",
-        "go" => "go",
-        "java" => "java",
-        "c" | "h" => "c",
-        "cc" | "cpp" | "hpp" => "cpp",
-        "rb" => "ruby",
-        "toml" => "toml",
-        "yaml" | "yml" => "yaml",
-        "md" => "markdown",
-        "html" => "html",
-        "css" => "css",
-        _ => "",
-    }
-}
-
 /// The correct form of a call, shown to a model that got one wrong.
 pub fn call_format(protocol: ToolProtocol) -> &'static str {
     match protocol {
@@ -155,7 +83,7 @@ pub fn render_reply(
             text.push_str("\n\n");
         }
         match call {
-            Ok(call) => text.push_str(&render_shown_call(protocol, &call.name, &call.arguments)),
+            Ok(call) => text.push_str(&render_call(protocol, &call.name, &call.arguments)),
             Err(bad) => {
                 text.push_str(OPEN);
                 text.push('\n');
@@ -218,7 +146,7 @@ pub fn to_text_messages(protocol: ToolProtocol, messages: &[Message]) -> Vec<Mes
                     if !text.is_empty() {
                         text.push('\n');
                     }
-                    text.push_str(&render_shown_call(protocol, &call.name, &call.arguments));
+                    text.push_str(&render_call(protocol, &call.name, &call.arguments));
                 }
                 (Role::Assistant, text)
             }
@@ -262,61 +190,6 @@ mod tests {
         assert_eq!(
             render_call(ToolProtocol::Hermes, "read", &args),
             "<tool_call>\n{\"name\": \"read\", \"arguments\": {\"path\": \"a.py\"}}\n</tool_call>"
-        );
-    }
-
-    #[test]
-    fn a_whole_file_write_is_shown_as_its_path_and_a_block() {
-        let args =
-            json!({"path": "calc/__init__.py", "content": "def add(a, b):\n    return a + b\n"});
-        for protocol in [ToolProtocol::Hermes, ToolProtocol::Xml] {
-            assert_eq!(
-                render_shown_call(protocol, "write", &args),
-                "calc/__init__.py\n```python\ndef add(a, b):\n    return a + b\n```"
-            );
-        }
-        // Native calls travel as structured calls; other tools keep the dialect's block.
-        assert_eq!(
-            render_shown_call(ToolProtocol::Native, "write", &args),
-            render_call(ToolProtocol::Native, "write", &args)
-        );
-        let read = json!({"path": "a.py"});
-        assert_eq!(
-            render_shown_call(ToolProtocol::Hermes, "read", &read),
-            render_call(ToolProtocol::Hermes, "read", &read)
-        );
-        // A path a line cannot hold alone, or arguments a block cannot carry, stay a call.
-        for odd in [
-            json!({"path": "my notes.txt", "content": "x"}),
-            json!({"path": "a.py", "content": 3}),
-            json!({"path": "a.py", "content": "x", "mode": "append"}),
-        ] {
-            assert_eq!(
-                render_shown_call(ToolProtocol::Hermes, "write", &odd),
-                render_call(ToolProtocol::Hermes, "write", &odd)
-            );
-        }
-        // Content without a final newline, in a file of no known language, with fences
-        // of its own: the block's fence is longer than any of them.
-        assert_eq!(
-            render_file_block("NOTES", "see:\n```sh\nls\n```"),
-            "NOTES\n````\nsee:\n```sh\nls\n```\n````"
-        );
-        assert_eq!(
-            render_file_block("empty.py", ""),
-            "empty.py\n```python\n```"
-        );
-        let reply = render_reply(
-            ToolProtocol::Hermes,
-            "Fixed.",
-            &[Ok(ParsedCall {
-                name: "write".into(),
-                arguments: args.clone(),
-            })],
-        );
-        assert!(
-            reply.starts_with("Fixed.\n\ncalc/__init__.py\n```python\n"),
-            "{reply}"
         );
     }
 

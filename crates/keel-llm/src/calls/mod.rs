@@ -18,20 +18,13 @@
 //! JSON is read by its structure, so arguments may hold any text — `</tool_call>`
 //! included. A block that is plainly meant as a call but cannot be read becomes a
 //! [`MalformedCall`] that says what was wrong.
-//!
-//! What the history shows is the dialect's block for every call but a whole-file
-//! `write`, which a text dialect shows as the file's path and its content in a fenced
-//! block ([`render_shown_call`]).
 
 mod dialect;
 mod filter;
 mod parse;
 mod scan;
 
-pub use dialect::{
-    call_format, language, render_call, render_file_block, render_json, render_reply,
-    render_shown_call, to_text_messages, written_file,
-};
+pub use dialect::{call_format, render_call, render_json, render_reply, to_text_messages};
 pub use filter::ProseFilter;
 pub use parse::parse_response;
 
@@ -110,15 +103,9 @@ pub struct ParsedResponse {
 
 impl ParsedResponse {
     /// Whether every call is in `protocol`'s own form, so the text can stand in the
-    /// history as written. A `write` call never is in a text dialect: the history shows
-    /// it as a block ([`render_shown_call`]).
+    /// history as written.
     pub fn is_canonical(&self, protocol: ToolProtocol) -> bool {
         self.forms.iter().all(|f| f.is_canonical(protocol))
-            && !self
-                .calls
-                .iter()
-                .flatten()
-                .any(|c| written_file(protocol, &c.name, &c.arguments).is_some())
     }
 }
 

@@ -297,11 +297,9 @@ fn rendered_replies_read_back_to_the_same_calls() {
 
 #[test]
 fn a_file_in_a_block_is_prose_kept_exactly_whatever_it_holds() {
-    // The history's form of a write: a file that documents calls, with fences and blank
-    // runs of its own, beside a real call.
-    let file = "Call tools like this:\n\n\n```\n<tool_call>\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}\n</tool_call>\n```\n  trailing  \n";
-    let block = render_file_block("docs/calls.md", file);
-    assert!(block.contains("\n````markdown\n"), "{block}");
+    // A file written as a block: one that documents calls, with fences and blank runs
+    // of its own (so a longer fence), beside a real call.
+    let block = "docs/calls.md\n````markdown\nCall tools like this:\n\n\n```\n<tool_call>\n{\"name\": \"read\", \"arguments\": {\"path\": \"a\"}}\n</tool_call>\n```\n  trailing  \n````";
     let call = render_call(ToolProtocol::Hermes, "bash", &json!({"command": "ls"}));
     let parsed = parse_response(&format!("{block}\n\n\n{call}"));
     assert_eq!(ok_calls(&format!("{block}\n{call}")).len(), 1);

@@ -48,7 +48,7 @@ impl Subcommand {
 pub(crate) struct Args {
     /// Read-only git subcommand.
     command: Subcommand,
-    /// Extra arguments.
+    /// Extra arguments, e.g. ["--stat", "HEAD~1"].
     #[serde(default)]
     args: Vec<String>,
 }

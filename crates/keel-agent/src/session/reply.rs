@@ -118,45 +118,26 @@ impl Session {
         response: &mut Response,
         prose: &mut String,
     ) -> Vec<PendingCall> {
-        let (edits, rest) = code_blocks::edits(
-            self.tool_ctx.workspace.root(),
-            prose,
-            code_blocks::Placing::Any,
-        );
-        if edits.is_empty() {
+        let Some(writes) = self.block_writes(prose, code_blocks::Placing::Any) else {
             return Vec::new();
-        }
-        let parsed = self.block_writes(edits);
-        let mut pending = Vec::new();
+        };
         if agent.protocol == ToolProtocol::Native {
-            response.text = rest.clone();
-            for call in parsed {
-                let id = self.new_call_id();
-                response.native_calls.push(ToolCall {
-                    id: id.clone(),
-                    name: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                });
-                pending.push(PendingCall {
-                    id,
-                    name: call.name,
-                    arguments: Ok(call.arguments),
-                });
+            response.text = prose.clone();
+            let pending = self.pending(writes);
+            for call in &pending {
+                if let Ok(arguments) = &call.arguments {
+                    response.native_calls.push(ToolCall {
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: arguments.clone(),
+                    });
+                }
             }
-        } else {
-            let wrapped: Vec<_> = parsed.iter().cloned().map(Ok).collect();
-            response.text = calls::render_reply(agent.protocol, &rest, &wrapped);
-            for call in parsed {
-                let id = self.new_call_id();
-                pending.push(PendingCall {
-                    id,
-                    name: call.name,
-                    arguments: Ok(call.arguments),
-                });
-            }
+            return pending;
         }
-        *prose = rest;
-        pending
+        let wrapped: Vec<_> = writes.iter().cloned().map(Ok).collect();
+        response.text = calls::render_reply(agent.protocol, prose, &wrapped);
+        self.pending(writes)
     }
 
     /// The `write` calls of the blocks in a reply that also calls tools: only blocks
@@ -168,43 +149,53 @@ impl Session {
         response: &mut Response,
         prose: &mut String,
     ) -> Vec<PendingCall> {
-        let (edits, rest) = code_blocks::edits(
-            self.tool_ctx.workspace.root(),
-            prose,
-            code_blocks::Placing::Named,
-        );
-        if edits.is_empty() {
+        let Some(writes) = self.block_writes(prose, code_blocks::Placing::Named) else {
             return Vec::new();
-        }
-        let writes = self.block_writes(edits);
+        };
         let mut shown: Vec<_> = writes.iter().cloned().map(Ok).collect();
         shown.extend(calls::parse_response(&response.text).calls);
-        response.text = calls::render_reply(agent.protocol, &rest, &shown);
+        response.text = calls::render_reply(agent.protocol, prose, &shown);
+        self.pending(writes)
+    }
+
+    /// The blocks of `prose` that can be placed, read as `write` calls; `prose` loses
+    /// them. `None` when none could be placed.
+    fn block_writes(
+        &mut self,
+        prose: &mut String,
+        placing: code_blocks::Placing,
+    ) -> Option<Vec<calls::ParsedCall>> {
+        let (edits, rest) = code_blocks::edits(self.tool_ctx.workspace.root(), prose, placing);
+        if edits.is_empty() {
+            return None;
+        }
         *prose = rest;
-        writes
+        Some(
+            edits
+                .into_iter()
+                .map(|edit| {
+                    // keel read the file to place the block: a whole write of it is no
+                    // blind overwrite.
+                    if let Ok(resolved) = self.tool_ctx.workspace.resolve(&edit.path) {
+                        self.tool_ctx.mark_read(&resolved);
+                    }
+                    calls::ParsedCall {
+                        name: "write".into(),
+                        arguments: json!({"path": edit.path, "content": edit.content}),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Well-formed calls to run, with ids.
+    fn pending(&mut self, calls: Vec<calls::ParsedCall>) -> Vec<PendingCall> {
+        calls
             .into_iter()
             .map(|call| PendingCall {
                 id: self.new_call_id(),
                 name: call.name,
                 arguments: Ok(call.arguments),
-            })
-            .collect()
-    }
-
-    /// Blocks read as `write` calls.
-    fn block_writes(&mut self, edits: Vec<code_blocks::BlockEdit>) -> Vec<calls::ParsedCall> {
-        edits
-            .into_iter()
-            .map(|edit| {
-                // keel read the file to place the block: a whole write of it is no blind
-                // overwrite.
-                if let Ok(resolved) = self.tool_ctx.workspace.resolve(&edit.path) {
-                    self.tool_ctx.mark_read(&resolved);
-                }
-                calls::ParsedCall {
-                    name: "write".into(),
-                    arguments: json!({"path": edit.path, "content": edit.content}),
-                }
             })
             .collect()
     }

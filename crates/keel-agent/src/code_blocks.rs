@@ -82,8 +82,7 @@ pub(crate) fn edits(root: &Path, reply: &str, placing: Placing) -> (Vec<BlockEdi
         let block = &blocks[*index];
         // A path line goes with its block.
         let names_it = |lead: &usize| {
-            let word = clean(reply[*lead..block.start].trim());
-            word == *path || path.rsplit('/').next() == Some(word.as_str())
+            named_file(&files, &clean(reply[*lead..block.start].trim())).as_ref() == Some(path)
         };
         let start = block
             .lead

@@ -613,7 +613,10 @@ mod tests {
         let import = "=== ERRORS ===\n___ ERROR collecting p_test.py ___\np_test.py:2: in <module>\n    from p import rows\nE   ImportError: cannot import name 'rows' from 'p' (/tmp/ce/p.py)\n=== short test summary info ===\nERROR p_test.py\n!!!! Interrupted: 1 error during collection !!!!\n1 error in 0.11s\n";
         let red = super::red(import);
         assert_eq!(red.failing, None);
-        assert!(red.gist.contains("ERROR collecting p_test.py: ImportError: cannot import name 'rows'"));
+        assert!(
+            red.gist
+                .contains("ERROR collecting p_test.py: ImportError: cannot import name 'rows'")
+        );
         // Failing tests are still counted.
         assert_eq!(super::red(&report(3)).failing, Some(3));
     }

@@ -454,6 +454,57 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
     assert!(!note.contains("return 99"));
 }
 
+/// The eval's pascals-triangle: a version whose tests could not even be collected (the
+/// module fails on import) reads as "1 error", and was gone back to as the best version
+/// "with 1 failing test" over one that passed 7 of 10.
+#[tokio::test]
+async fn a_version_whose_tests_could_not_run_is_never_the_best() {
+    let tests = "from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_again():\n    assert add(2, 2) == 4\n\ndef test_sub():\n    assert sub(3, 1) == 2\n\ndef test_sub_zero():\n    assert sub(5, 5) == 0\n";
+    let half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
+    let replies = [
+        // 2 failing (4 at the start): the best so far.
+        write("calc.py", half),
+        // Fails on import: no test runs. The attempt is over.
+        write(
+            "calc.py",
+            "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\nraise RuntimeError('not yet')\n",
+        ),
+        // Succeeds only on the best version, which the fresh start put back.
+        call(
+            "edit",
+            json!({"path": "calc.py", "old_string": "def sub(a, b):\n    return a + b", "new_string": "def sub(a, b):\n    return a - b"}),
+        ),
+        "Done.".to_string(),
+    ];
+    let run = run(
+        &replies,
+        &[
+            (
+                "calc.py",
+                "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return 1\n",
+            ),
+            ("test_calc.py", tests),
+        ],
+        "python3 -m pytest -q test_calc.py",
+    )
+    .await;
+    let feedback = run.feedback();
+    assert_eq!(run.summary.outcome, Outcome::Verified, "{feedback:?}");
+    assert_eq!(
+        run.reasons(),
+        [
+            FeedbackReason::TestRun,
+            FeedbackReason::TestRun,
+            FeedbackReason::FreshStart,
+            FeedbackReason::TestRun
+        ],
+        "{feedback:?}"
+    );
+    let note = &feedback[2].1;
+    assert!(note.contains("with 2 failing tests"), "{note}");
+    assert!(!note.contains("not yet"), "{note}");
+}
+
 /// find-the-code's `overselling` (Qwen2.5-Coder 1.5B): the rewrite added the missing
 /// stock check and changed `return stock[sku]` to `return stock` on the way, so a test
 /// that passed before failed, and the fix was thrown away with the attempt.

@@ -9,6 +9,8 @@
 //!
 //! - markup around the code (a Markdown fence, `<code>…</code><br>` on every line);
 //! - a bracket of the call's JSON left at the end of the content;
+//! - a closing bracket that is not the one its opening bracket needs
+//!   (`sum(a != b for a, b in zip(x, y)}`: the `}` of the call's JSON for the `)`);
 //! - an apostrophe that ended a single-quoted string early (`'can't'` → `"can't"`);
 //! - a one-line string left open at the end of its line: closed there, or before the
 //!   closing brackets that end the line;
@@ -37,6 +39,17 @@ pub(crate) fn unbroken(text: &str, notes: &mut Vec<String>) -> Option<String> {
         fixes.push(format!(
             "keel removed a `{closer}` at the end of the content that closed nothing"
         ));
+    }
+    if !parses(&text)
+        && let Some((matched, lines)) = matched_closers(&text)
+    {
+        text = matched;
+        fixes.extend(lines.into_iter().map(|(line, wrong, right)| {
+            format!(
+                "keel changed the `{wrong}` on line {line} to `{right}`: it closed a `{}`",
+                opener(right)
+            )
+        }));
     }
     if !parses(&text)
         && let Some((requoted, lines)) = requote(&text)
@@ -213,6 +226,9 @@ struct LineScan {
     in_triple: bool,
     /// The indentation of the statement the line belongs to.
     statement_indent: usize,
+    /// Closing brackets on the line that do not match the bracket they close: their
+    /// byte offset in the line and the closer that bracket needs.
+    mismatched: Vec<(usize, char)>,
 }
 
 fn indent(line: &str) -> usize {
@@ -238,6 +254,7 @@ fn scan(text: &str) -> Vec<LineScan> {
         // (not right after another string or a word, `t` of `'a't'` included).
         let mut may_close = false;
         let mut comment = false;
+        let mut mismatched = Vec::new();
         let mut i = 0;
         while i < bytes.len() {
             let c = bytes[i];
@@ -281,7 +298,11 @@ fn scan(text: &str) -> Vec<LineScan> {
                     }
                     b'(' | b'[' | b'{' => brackets.push(c),
                     b')' | b']' | b'}' => {
-                        brackets.pop();
+                        if let Some(open) = brackets.pop()
+                            && closer(open) != char::from(c)
+                        {
+                            mismatched.push((i, closer(open)));
+                        }
                     }
                     _ => {}
                 }
@@ -298,6 +319,7 @@ fn scan(text: &str) -> Vec<LineScan> {
             brackets: brackets.clone(),
             in_triple: triple.is_some(),
             statement_indent,
+            mismatched,
         });
     }
     scans
@@ -348,6 +370,34 @@ fn close_strings(text: &str) -> Option<(String, Vec<usize>)> {
         }
     }
     None
+}
+
+/// The text with each closing bracket that does not match the bracket it closes
+/// replaced by the one that does, and those replacements (1-based line, the closer
+/// written, the closer put in its place); `None` when there are none.
+fn matched_closers(text: &str) -> Option<(String, Vec<(usize, char, char)>)> {
+    let scans = scan(text);
+    let mut fixed = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    for (row, (line, s)) in text.split('\n').zip(&scans).enumerate() {
+        let mut line = line.to_string();
+        for &(at, right) in &s.mismatched {
+            let wrong = char::from(line.as_bytes()[at]);
+            line.replace_range(at..at + 1, &right.to_string());
+            fixed.push((row + 1, wrong, right));
+        }
+        out.push(line);
+    }
+    (!fixed.is_empty()).then(|| (out.join("\n"), fixed))
+}
+
+/// The opening bracket of a closing one.
+fn opener(close: char) -> char {
+    match close {
+        ')' => '(',
+        ']' => '[',
+        _ => '{',
+    }
 }
 
 /// The closing bracket of an opening one.
@@ -440,6 +490,28 @@ mod tests {
         let got = mended(None, two);
         assert!(got.text.contains("f\"{n} isn't allowed\""), "{}", got.text);
         assert!(got.text.contains("\"won't do\""), "{}", got.text);
+    }
+
+    #[test]
+    fn a_closing_bracket_of_the_wrong_kind_is_changed_to_the_one_it_needs() {
+        // hamming, 1.5B: the call's `}` for the call's `)`, refused and sent again 4 times.
+        let new = "def distance(strand_a, strand_b):\n    if len(strand_a) != len(strand_b):\n        raise ValueError('Strands must be of equal length.')\n    return sum(a != b for a, b in zip(strand_a, strand_b)}\n";
+        let got = mended(None, new);
+        assert_eq!(
+            got.text,
+            new.replace("strand_b)}", "strand_b))"),
+            "{:?}",
+            got.notes
+        );
+        assert_eq!(
+            got.notes,
+            ["keel changed the `}` on line 4 to `)`: it closed a `(`"]
+        );
+        // Brackets in strings and comments are not code; a closer of the right kind is
+        // left alone, so text whose only slip is elsewhere gets no such note.
+        let fine = "x = {'a': [1, 2]}  # (}\ny = ')]'\n";
+        assert!(mend(None, fine).is_none());
+        assert!(matched_closers(fine).is_none());
     }
 
     #[test]

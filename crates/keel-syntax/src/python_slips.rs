@@ -372,10 +372,13 @@ fn close_strings(text: &str) -> Option<(String, Vec<usize>)> {
     None
 }
 
+/// A closing bracket put right: its line (1-based), the closer written, the one needed.
+type Rematched = (usize, char, char);
+
 /// The text with each closing bracket that does not match the bracket it closes
 /// replaced by the one that does, and those replacements (1-based line, the closer
 /// written, the closer put in its place); `None` when there are none.
-fn matched_closers(text: &str) -> Option<(String, Vec<(usize, char, char)>)> {
+fn matched_closers(text: &str) -> Option<(String, Vec<Rematched>)> {
     let scans = scan(text);
     let mut fixed = Vec::new();
     let mut out: Vec<String> = Vec::new();

@@ -398,27 +398,22 @@ async fn an_empty_reply_to_a_task_is_asked_again_and_not_counted() {
     assert_eq!(run.summary.iterations, 2);
 }
 
-#[tokio::test]
-async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
+/// Four tests of `add` and `sub`; the replies: a version failing 2 of them (the best),
+/// then `second`, then the fix of `sub` that passes only on the best version (so it
+/// passes when a fresh start went back to it), then "Done.".
+async fn best_then(second: &str) -> Run {
     let tests = "from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_again():\n    assert add(2, 2) == 4\n\ndef test_sub():\n    assert sub(3, 1) == 2\n\ndef test_sub_zero():\n    assert sub(5, 5) == 0\n";
     let half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
     let replies = [
-        // 2 failing (4 at the start): the best so far.
         write("calc.py", half),
-        // Worse: 4 failing. The attempt is over. (Nothing that passed breaks, so no
-        // part of either change is taken back.)
-        write(
-            "calc.py",
-            "def add(a, b):\n    return 99\n\n\ndef sub(a, b):\n    return 99\n",
-        ),
-        // Succeeds only on the best version, which the fresh start put back.
+        write("calc.py", second),
         call(
             "edit",
             json!({"path": "calc.py", "old_string": "def sub(a, b):\n    return a + b", "new_string": "def sub(a, b):\n    return a - b"}),
         ),
         "Done.".to_string(),
     ];
-    let run = run(
+    run(
         &replies,
         &[
             (
@@ -429,7 +424,14 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
         ],
         "python3 -m pytest -q test_calc.py",
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
+    // Worse than the best: 4 failing. The attempt is over. (Nothing that passed breaks,
+    // so no part of either change is taken back.)
+    let run = best_then("def add(a, b):\n    return 99\n\n\ndef sub(a, b):\n    return 99\n").await;
     assert_eq!(
         run.summary.outcome,
         Outcome::Verified,
@@ -459,35 +461,8 @@ async fn a_fresh_start_goes_back_to_the_best_attempt_and_shows_it() {
 /// "with 1 failing test" over one that passed 7 of 10.
 #[tokio::test]
 async fn a_version_whose_tests_could_not_run_is_never_the_best() {
-    let tests = "from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_again():\n    assert add(2, 2) == 4\n\ndef test_sub():\n    assert sub(3, 1) == 2\n\ndef test_sub_zero():\n    assert sub(5, 5) == 0\n";
-    let half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n";
-    let replies = [
-        // 2 failing (4 at the start): the best so far.
-        write("calc.py", half),
-        // Fails on import: no test runs. The attempt is over.
-        write(
-            "calc.py",
-            "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\nraise RuntimeError('not yet')\n",
-        ),
-        // Succeeds only on the best version, which the fresh start put back.
-        call(
-            "edit",
-            json!({"path": "calc.py", "old_string": "def sub(a, b):\n    return a + b", "new_string": "def sub(a, b):\n    return a - b"}),
-        ),
-        "Done.".to_string(),
-    ];
-    let run = run(
-        &replies,
-        &[
-            (
-                "calc.py",
-                "def add(a, b):\n    return 0\n\n\ndef sub(a, b):\n    return 1\n",
-            ),
-            ("test_calc.py", tests),
-        ],
-        "python3 -m pytest -q test_calc.py",
-    )
-    .await;
+    // Fails on import: no test runs. The attempt is over.
+    let run = best_then("def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\nraise RuntimeError('not yet')\n").await;
     let feedback = run.feedback();
     assert_eq!(run.summary.outcome, Outcome::Verified, "{feedback:?}");
     assert_eq!(
